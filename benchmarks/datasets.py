@@ -1,0 +1,136 @@
+"""Benchmark cases: a photo, a hole, and the labels the summary groups by.
+
+Data layout (``$NPS_DATA``, default ``<repo>/../shared/data``): ``kodak/kodimNN.png``,
+``masks/irregular/NNNNN.png`` (512², white = hole, ``int(stem) // 2000`` = hole-area category)
+and ``scenes/val/*.jpg``. Subsets are drawn with a fixed seed per data set, so a suite always
+runs the same cases.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from neural_patch_synth.errors import NPSError
+
+CATEGORIES = ("1–10 %", "10–20 %", "20–30 %", "30–40 %", "40–50 %", "50–60 %")
+"""Hole-area categories of the irregular masks (Liu et al. 2018), by ``int(stem) // 2000``."""
+SCENE_SIDE = 128
+"""Side of the scene photos after resizing (the content network's training size)."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One (photo, hole) pair. ``mask_path`` None means a centre square of half the short side."""
+
+    dataset: str
+    image_path: Path
+    mask_path: Path | None = None
+    category: str | None = None
+    side: int | None = None
+    """Resize shorter side to this and centre-crop a square (None: keep the photo as is)."""
+
+    @property
+    def image_id(self) -> str:
+        return self.image_path.stem
+
+    @property
+    def mask_id(self) -> str:
+        return self.mask_path.stem if self.mask_path else "centre"
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return self.dataset, self.image_id, self.mask_id
+
+    def load(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(H, W, 3)`` uint8 photo and ``(H, W)`` bool hole mask."""
+        img = Image.open(self.image_path).convert("RGB")
+        if self.side:
+            img = square_crop(img, self.side)
+        image = np.asarray(img).copy()
+        h, w = image.shape[:2]
+        if self.mask_path is None:
+            return image, centre_hole(h, w)
+        mask = Image.open(self.mask_path).convert("L").resize((w, h), Image.NEAREST)
+        return image, np.asarray(mask) > 127
+
+
+def square_crop(img: Image.Image, side: int) -> Image.Image:
+    """Resize so the shorter side is ``side`` (Lanczos), then crop the centre square."""
+    w, h = img.size
+    scale = side / min(w, h)
+    nw, nh = max(side, round(w * scale)), max(side, round(h * scale))
+    img = img.resize((nw, nh), Image.LANCZOS)
+    x0, y0 = (nw - side) // 2, (nh - side) // 2
+    return img.crop((x0, y0, x0 + side, y0 + side))
+
+
+def centre_hole(height: int, width: int) -> np.ndarray:
+    """Centre square hole of half the shorter side (256² on Kodak, 64² at 128²)."""
+    side = min(height, width) // 2
+    y0, x0 = (height - side) // 2, (width - side) // 2
+    mask = np.zeros((height, width), bool)
+    mask[y0:y0 + side, x0:x0 + side] = True
+    return mask
+
+
+def data_root() -> Path:
+    """``$NPS_DATA`` or ``<repo>/../shared/data``; an :class:`NPSError` if it is missing."""
+    env = os.environ.get("NPS_DATA")
+    root = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+    if not (root / "kodak").is_dir():
+        raise NPSError(f"benchmark data not found at {root} (set NPS_DATA to the folder holding "
+                       "kodak/, masks/irregular/ and scenes/val/)")
+    return root
+
+
+def _files(folder: Path, pattern: str) -> list[Path]:
+    files = sorted(folder.glob(pattern))
+    if not files:
+        raise NPSError(f"no {pattern} files in {folder}")
+    return files
+
+
+def _rng(name: str) -> np.random.Generator:
+    return np.random.default_rng(zlib.crc32(name.encode()))
+
+
+def kodak_centre(root: Path, count: int | None) -> list[Case]:
+    """Kodak photos at full size with the centre hole; ``count`` drawn at random (None: all)."""
+    photos = _files(root / "kodak", "*.png")
+    if count is not None and count < len(photos):
+        photos = sorted(_rng("kodak-centre").choice(photos, count, replace=False))
+    return [Case("kodak-centre", p) for p in photos]
+
+
+def kodak_irregular(root: Path, per_category: int) -> list[Case]:
+    """Kodak photos with irregular masks, ``per_category`` cases per hole-area category.
+
+    Each case gets a different photo while there are photos left; masks are drawn per category.
+    """
+    rng = _rng("kodak-irregular")
+    photos = list(rng.permutation(_files(root / "kodak", "*.png")))
+    masks = _files(root / "masks" / "irregular", "*.png")
+    cases = []
+    for cat, label in enumerate(CATEGORIES):
+        pool = [m for m in masks if int(m.stem) // 2000 == cat]
+        if not pool:
+            raise NPSError(f"no irregular masks of category {label} in {root / 'masks/irregular'}")
+        chosen = rng.choice(pool, min(per_category, len(pool)), replace=False)
+        for mask in sorted(chosen):
+            photo = photos[len(cases) % len(photos)]
+            cases.append(Case("kodak-irregular", photo, mask, label))
+    return cases
+
+
+def scenes(root: Path, count: int) -> list[Case]:
+    """``count`` scene validation photos at 128² with the centre 64² hole."""
+    photos = _files(root / "scenes" / "val", "*.jpg")
+    if count < len(photos):
+        photos = sorted(_rng("scenes").choice(photos, count, replace=False))
+    return [Case("scenes-128", p, side=SCENE_SIDE) for p in photos]

@@ -1,0 +1,283 @@
+"""``nps bench``: run a suite, keep every result as it finishes, then write the report.
+
+Results are appended to ``OUT/rows.jsonl`` and ``OUT/speed.jsonl`` one line at a time; a rerun
+with the same ``--out`` skips every (method, data set, photo, mask) already there, and rebuilds
+``results.json``, ``summary.md``, the pictures and the plot from all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from neural_patch_synth.errors import NPSError
+
+from . import datasets, report, scaling
+from .datasets import Case
+from .meter import measure
+from .methods import METHODS, Method, configure_nps, content_prior, nps_config, unavailable
+from .metrics import hole_metrics
+
+ROWS, SPEED, RUN = "rows.jsonl", "speed.jsonl", "run.json"
+VGG_FILE = "vgg19_features_to_relu3_1.pth"
+
+
+@dataclass(frozen=True)
+class Suite:
+    kodak_centre: int | None
+    """Kodak photos with the centre hole (None: all 24)."""
+    per_category: int
+    """Kodak cases per irregular-mask hole-area category (six categories)."""
+    scenes: int
+    """Scene photos at 128² with the 64² centre hole."""
+    sizes: tuple[int, ...]
+    """Square sizes of the end-to-end speed runs."""
+    search_sizes: tuple[int, ...]
+    """Square sizes of the patch-search backend runs."""
+    nps: dict[str, Any] = field(default_factory=dict)
+    """InpaintConfig options every nps method uses in this suite (empty: the defaults)."""
+    pictures: int = 2
+    """Comparison pictures per data set."""
+
+
+SUITES = {
+    # About 20 minutes on 2 CPU cores: see the README's benchmark section.
+    "quick": Suite(kodak_centre=3, per_category=1, scenes=20, sizes=(256, 512),
+                   search_sizes=(256, 512)),
+    # All 24 Kodak photos centre + 24 irregular (4 per category), 200 scenes; 256² … 2048².
+    "full": Suite(kodak_centre=None, per_category=4, scenes=200, sizes=(256, 512, 1024, 2048),
+                  search_sizes=(256, 512, 1024, 2048), pictures=3),
+}
+
+
+def suite_cases(suite: Suite, root: Path) -> list[Case]:
+    return (datasets.kodak_centre(root, suite.kodak_centre)
+            + datasets.kodak_irregular(root, suite.per_category)
+            + datasets.scenes(root, suite.scenes))
+
+
+def picture_cases(cases: Sequence[Case], per_dataset: int) -> list[Case]:
+    """``per_dataset`` cases spread evenly over each data set (first and last included)."""
+    chosen = []
+    for dataset in dict.fromkeys(c.dataset for c in cases):
+        sub = [c for c in cases if c.dataset == dataset]
+        picks = np.unique(np.linspace(0, len(sub) - 1, min(per_dataset, len(sub))).round())
+        chosen += [sub[int(i)] for i in picks]
+    return chosen
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Rows of a JSONL file; a line cut short by an interruption is dropped."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def append_jsonl(path: Path, row: dict[str, Any]) -> None:
+    with path.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def fill_row(m: Method, case: Case, image: np.ndarray, mask: np.ndarray, cuda: bool,
+             keep: Path | None) -> dict[str, Any]:
+    """Run one method on one case (hole pixels zeroed first) and score it.
+
+    Known pixels of the result are taken from the input, so every method is scored on its hole
+    alone. ``keep``: where to save the filled image, if anywhere.
+    """
+    row: dict[str, Any] = {"method": m.name, "dataset": case.dataset, "image": case.image_id,
+                           "mask": case.mask_id, "category": case.category,
+                           "height": image.shape[0], "width": image.shape[1],
+                           "hole": float(mask.mean())}
+    given = np.where(mask[..., None], 0, image).astype(np.uint8)
+    try:
+        result, seconds, peak = measure(lambda: m.fn(given.copy(), mask.copy()), cuda and m.gpu)
+        result = np.asarray(result)
+        if result.shape != image.shape or result.dtype != np.uint8:
+            raise ValueError(f"returned {result.dtype} {result.shape}, not uint8 {image.shape}")
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as err:  # noqa: BLE001 - one failed fill must not end the benchmark
+        return {**row, "error": f"{type(err).__name__}: {err}"}
+    result = np.where(mask[..., None], result, image)
+    if keep is not None:
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        from PIL import Image
+
+        Image.fromarray(result).save(keep)
+    return {**row, **hole_metrics(result, image, mask), "seconds": seconds, "peak_mb": peak}
+
+
+def run_quality(cases: Sequence[Case], methods: dict[str, Method], out: Path,
+                pictures: Sequence[Case], cuda: bool, quiet: bool) -> None:
+    """Every method on every case, skipping those already in ``OUT/rows.jsonl``."""
+    done = {(r["method"], r["dataset"], r["image"], r["mask"]) for r in read_jsonl(out / ROWS)}
+    todo = [(c, m) for c in cases for m in methods if (m, *c.key) not in done]
+    keep = {c.key for c in pictures}
+    loaded: tuple[Case, np.ndarray, np.ndarray] | None = None
+    with tqdm(todo, desc="bench", unit="fill", disable=quiet, dynamic_ncols=True) as bar:
+        for case, name in bar:
+            bar.set_postfix_str(f"{name} {case.dataset}/{case.image_id}")
+            if loaded is None or loaded[0] != case:
+                loaded = (case, *case.load())
+            path = report.output_path(out, case, name) if case.key in keep else None
+            append_jsonl(out / ROWS, fill_row(methods[name], case, *loaded[1:], cuda, path))
+
+
+def run_speed(root: Path, suite: Suite, methods: dict[str, Method], out: Path, device: str,
+              quiet: bool) -> None:
+    """End-to-end nps and PatchMatch times per size, and the search backends (with nps)."""
+    cuda = device.startswith("cuda")
+    done = {(r["section"], r["size"], r.get("method")) for r in read_jsonl(out / SPEED)}
+    tasks: list[tuple[str, int, str | None]] = [
+        ("end-to-end", size, name) for size in suite.sizes for name in ("nps", "patchmatch")
+        if name in methods]
+    if "nps" in methods:
+        tasks += [("search", size, None) for size in suite.search_sizes]
+    tasks = [t for t in tasks if t not in done]
+    for section, size, name in tqdm(tasks, desc="speed", disable=quiet, dynamic_ncols=True):
+        image, mask = scaling.speed_case(root, size)
+        base = {"section": section, "size": size, "method": name}
+        if section == "end-to-end":
+            try:
+                m = methods[name]
+                rows = [{**base, **scaling.end_to_end(m.fn, image, mask, cuda and m.gpu)}]
+            except (NPSError, RuntimeError, MemoryError) as err:
+                rows = [{**base, "error": f"{type(err).__name__}: {err}"}]
+        else:
+            rows = [{**base, **r} for r in scaling.search_backends(image, mask, nps_config(),
+                                                                   torch.device(device))]
+        for row in rows:
+            append_jsonl(out / SPEED, row)
+
+
+def select_methods(names: Sequence[str] | None) -> tuple[dict[str, Method], list[str]]:
+    """The runnable methods among ``names`` (default: all registered), and notes on the rest."""
+    if names:
+        unknown = [n for n in names if n not in METHODS]
+        if unknown:
+            raise NPSError(f"unknown method(s) {', '.join(unknown)}; known: "
+                           f"{', '.join(METHODS)}")
+    chosen = list(dict.fromkeys(names or METHODS))
+    runnable, notes = {}, []
+    for name in chosen:
+        if name == "nps-smooth-prior" and "nps" in runnable and content_prior() == "smooth":
+            notes.append("`nps-smooth-prior` skipped: identical to `nps` until a content "
+                         "network is shipped (`prior='auto'` falls back to the smooth prior)")
+            continue
+        reason = unavailable(METHODS[name])
+        if reason:
+            notes.append(f"`{name}` skipped: {reason}")
+        else:
+            runnable[name] = METHODS[name]
+    return runnable, notes
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise NPSError("--device cuda was asked for, but torch sees no CUDA device")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise NPSError(f"unknown device {name!r} (auto, cpu, cuda)")
+    return name
+
+
+def vgg_weights(root: Path) -> str | None:
+    """``$NPS_VGG_WEIGHTS`` if set (the engine reads it), else the shared file beside the data."""
+    shared = root.parent / "weights" / VGG_FILE
+    return None if os.environ.get("NPS_VGG_WEIGHTS") or not shared.is_file() else str(shared)
+
+
+def check_run(out: Path, setup: dict[str, Any]) -> None:
+    """Refuse to mix results of a different suite or nps setup into one output folder."""
+    path = out / RUN
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old != setup:
+            diff = ", ".join(f"{k}: {old.get(k)!r} → {v!r}" for k, v in setup.items()
+                             if old.get(k) != v)
+            raise NPSError(f"{out} holds results of a different setup ({diff}); "
+                           "use another --out or delete it")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(setup) + "\n")
+
+
+def benchmark(cases: Sequence[Case], methods: dict[str, Method], out: Path, suite: Suite,
+              root: Path, device: str = "cpu", quiet: bool = False,
+              notes: Sequence[str] = ()) -> int:
+    """Run (or resume) ``methods`` on ``cases`` plus the speed section, then write the report.
+
+    Returns 0, or 1 when some fill failed (listed in the summary).
+    """
+    started = time.perf_counter()
+    cuda = device.startswith("cuda")
+    pictures = picture_cases(cases, suite.pictures)
+    run_quality(cases, methods, out, pictures, cuda, quiet)
+    run_speed(root, suite, methods, out, device, quiet)
+    names = list(methods)
+    keys = {c.key for c in cases}
+    rows = [r for r in read_jsonl(out / ROWS)
+            if r["method"] in methods and (r["dataset"], r["image"], r["mask"]) in keys]
+    speed = [r for r in read_jsonl(out / SPEED) if r.get("method") in (None, *methods)]
+    meta = {
+        **json.loads((out / RUN).read_text()),
+        "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "device": device, "torch": torch.__version__,
+        "cpu": f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} "
+               "torch threads",
+        "wall_s": time.perf_counter() - started,
+        "methods": {n: m.description for n, m in methods.items()},
+        "nps_config": asdict(nps_config()) if "nps" in methods else None,
+    }
+    report.write_results(out / "results.json", meta, rows, speed)
+    report.write_summary(out / "summary.md", meta, rows, speed, names, notes)
+    for case in pictures:
+        report.write_picture(out / "pictures" / f"{case.dataset}-{case.image_id}-"
+                                                f"{case.mask_id}.png", case, out, names)
+    report.write_plot(out / "psnr_by_category.png", rows, names)
+    failed = sum("error" in r for r in rows)
+    if failed and not quiet:
+        print(f"nps bench: {failed} fill(s) failed; see {out / 'summary.md'}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """Entry point of ``nps bench`` (``--suite``, ``--out``, ``--methods``, ``--device``)."""
+    suite = SUITES[args.suite]
+    root = datasets.data_root()
+    device = resolve_device(args.device)
+    out = Path(args.out)
+    configure_nps(device=device, vgg_weights=vgg_weights(root), **suite.nps)
+    cases = suite_cases(suite, root)
+    methods, notes = select_methods(args.methods)
+    if not methods:
+        raise NPSError("none of the chosen methods can run here: " + "; ".join(notes))
+    if not args.quiet:
+        for note in notes:
+            print(f"nps bench: {note}", file=sys.stderr)
+    check_run(out, {"suite": args.suite, "nps": suite.nps or "defaults",
+                    "content_prior": content_prior()})
+    return benchmark(cases, methods, out, suite, root, device, args.quiet, notes)

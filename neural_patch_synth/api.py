@@ -1,0 +1,104 @@
+"""The public API: ``inpaint(image, mask, **options)`` and the reusable :class:`Inpainter`."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .config import InpaintConfig
+from .errors import NPSError
+from .io import Photo, check_mask, mask_from_alpha, mask_from_array, photo_from_pil, to_pil
+from .prior import load_prior
+from .synthesis import Synthesizer
+
+ImageLike = TypeVar("ImageLike", Image.Image, np.ndarray)
+
+
+def resolve_device(name: str) -> torch.device:
+    """The one place that picks the device: ``auto`` means CUDA when available."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise NPSError("--device cuda was asked for, but torch sees no CUDA device")
+    return torch.device(name)
+
+
+class Inpainter:
+    """Loads the networks once; call it on many photos.
+
+    >>> nps = Inpainter(iterations=(40, 20, 10))
+    >>> out = nps(image, mask)            # PIL image or (H, W, 3) uint8 array → same type
+    """
+
+    def __init__(self, config: InpaintConfig | None = None, **options) -> None:
+        self.config = InpaintConfig.from_options(config, **options)
+        self.device = resolve_device(self.config.device)
+        self.prior = load_prior(self.config.prior, self.device)
+        self.synthesizer = Synthesizer(self.config, self.prior, self.device)
+
+    def photo(self, photo: Photo, mask: np.ndarray | None = None) -> Photo:
+        """Fill the hole of a :class:`~neural_patch_synth.io.Photo`.
+
+        ``mask``: ``(H, W)`` bool, True = hole; None uses the photo's transparency. Known
+        pixels of the result are bit-identical to the input; an alpha channel used as the mask
+        becomes fully opaque (the holes are filled).
+        """
+        alpha = photo.alpha
+        if mask is None:
+            if alpha is None:
+                raise NPSError("no mask given and the image has no transparency to use as one")
+            mask, alpha = mask_from_alpha(alpha), np.full_like(alpha, photo.max_value)
+        if mask.shape != photo.pixels.shape[:2]:
+            raise NPSError(
+                f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
+                f"{photo.size[0]}x{photo.size[1]}"
+            )
+        check_mask(mask)
+        scale = float(photo.max_value)
+        image = torch.from_numpy(photo.pixels.astype(np.float32) / scale)
+        filled = self.synthesizer(image, torch.from_numpy(mask))
+        px = np.rint(filled.numpy() * scale).astype(photo.pixels.dtype)
+        if photo.gray:
+            px = np.repeat(px.mean(axis=2, keepdims=True).round().astype(px.dtype), 3, axis=2)
+        px = np.where(mask[..., None], px, photo.pixels)
+        return Photo(px, alpha=alpha, gray=photo.gray, info=dict(photo.info))
+
+    def __call__(self, image: ImageLike, mask: ImageLike | None = None) -> ImageLike:
+        """Fill ``image``'s hole; returns the same type as ``image``.
+
+        ``image``: PIL image, or ``(H, W, 3)`` / ``(H, W)`` uint8 array. ``mask``: PIL image or
+        array of the same size, non-zero / white = hole; None uses an RGBA image's transparent
+        pixels.
+        """
+        if isinstance(image, Image.Image):
+            photo = photo_from_pil(image)
+        else:
+            arr = np.asarray(image)
+            if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (
+                arr.ndim == 3 and arr.shape[2] not in (3, 4)
+            ):
+                raise NPSError("image array must be (H, W), (H, W, 3) or (H, W, 4) uint8")
+            photo = photo_from_pil(Image.fromarray(arr))
+        hole = None
+        if mask is not None:
+            hole = mask_from_array(np.asarray(mask.convert("L") if isinstance(mask, Image.Image)
+                                              else mask))
+        out = self.photo(photo, hole)
+        if isinstance(image, Image.Image):
+            return to_pil(out)
+        if out.gray:
+            return out.pixels[..., 0]
+        return out.pixels if out.alpha is None else np.dstack([out.pixels, out.alpha])
+
+
+def inpaint(image: ImageLike, mask: ImageLike | None = None,
+            config: InpaintConfig | None = None, **options) -> ImageLike:
+    """Fill the hole of ``image`` (like ``cv2.inpaint``): see :meth:`Inpainter.__call__`.
+
+    ``options`` are :class:`InpaintConfig` fields, e.g. ``inpaint(img, mask, seed=1,
+    iterations=(40, 20, 10))``. To fill many photos, build one :class:`Inpainter` and reuse it.
+    """
+    return Inpainter(config, **options)(image, mask)

@@ -1,0 +1,177 @@
+"""``nps``: argparse subcommands over the Python API; errors become one line and an exit code.
+
+Exit codes: 0 success; 1 some inputs failed (``batch``) or an unexpected internal error;
+2 bad input or usage; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .errors import NPSError
+
+
+def _engine_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by the commands that run the engine."""
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--prior", default="auto",
+                   help="auto, network, smooth, or a content-network weights file")
+    p.add_argument("--prior-only", action="store_true",
+                   help="write the prior's fill without texture optimisation")
+    p.add_argument("--iterations", type=lambda s: tuple(int(v) for v in s.split(",")),
+                   help="L-BFGS iterations per level, coarse to fine, e.g. 60,40,20")
+    p.add_argument("--layers", help="VGG-19 layers for the texture term, e.g. relu3_1")
+    p.add_argument("--vgg-weights", help="VGG-19 weight file (else $NPS_VGG_WEIGHTS, torch hub)")
+    p.add_argument("--search", choices=("auto", "faiss", "torch"), help="nearest-patch backend")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def engine_config(args: argparse.Namespace, progress: bool | None = None):
+    """:class:`InpaintConfig` from the shared engine options."""
+    from .config import InpaintConfig
+
+    opts = {"device": args.device, "seed": args.seed, "prior": args.prior,
+            "prior_only": args.prior_only,
+            "progress": (not args.quiet) if progress is None else progress}
+    for name in ("iterations", "layers", "vgg_weights", "search"):
+        if getattr(args, name) is not None:
+            opts[name] = getattr(args, name)
+    return InpaintConfig.from_options(**opts)
+
+
+def box_mask(spec: str, size: tuple[int, int]):
+    """``"x0,y0,x1,y1"`` → ``(H, W)`` bool mask with that pixel rectangle as the hole."""
+    import numpy as np
+
+    try:
+        x0, y0, x1, y1 = (int(v) for v in spec.split(","))
+    except ValueError:
+        raise NPSError(f"--box takes X0,Y0,X1,Y1 in pixels, got {spec!r}") from None
+    width, height = size
+    if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+        raise NPSError(f"--box {spec} is not a rectangle inside the {width}x{height} image")
+    mask = np.zeros((height, width), bool)
+    mask[y0:y1, x0:x1] = True
+    return mask
+
+
+def cmd_inpaint(args: argparse.Namespace) -> int:
+    from .api import Inpainter
+    from .io import load_image, load_mask, output_format, save_image
+
+    out = Path(args.output)
+    output_format(out)
+    if out.exists() and not args.overwrite:
+        raise NPSError(f"output exists (use --overwrite to replace it): {out}")
+    photo = load_image(args.image)
+    mask = load_mask(args.mask, photo.size) if args.mask else None
+    if args.box:
+        mask = box_mask(args.box, photo.size)
+    result = Inpainter(engine_config(args)).photo(photo, mask)
+    save_image(out, result, overwrite=args.overwrite)
+    if not args.quiet:
+        print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from .batch import run_batch
+
+    return run_batch(args, engine_config(args, progress=False))
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    try:
+        from benchmarks.run import run_bench
+    except ImportError as err:
+        raise NPSError(f"the benchmark harness is not installed ({err}); "
+                       "run from a checkout installed with pip install -e '.[bench]'") from None
+    return run_bench(args)
+
+
+def cmd_train_content(args: argparse.Namespace) -> int:
+    from .prior.train import train_content
+
+    train_content(args)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nps", description="High-resolution inpainting by multi-scale neural patch synthesis.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("inpaint", help="fill the hole of one photo")
+    p.add_argument("image", help="input photo")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--mask", help="mask image, white / non-zero = hole "
+                                      "(default: the photo's transparent pixels)")
+    where.add_argument("--box", metavar="X0,Y0,X1,Y1", help="fill this pixel rectangle")
+    p.add_argument("-o", "--output", required=True, help="output file; format from extension")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    _engine_options(p)
+    p.set_defaults(func=cmd_inpaint)
+
+    p = sub.add_parser("batch", help="fill holes across a photo archive (resumable)")
+    p.add_argument("input", help="folder, glob, or text file listing photo paths")
+    p.add_argument("--masks", required=True, help="folder of masks, mirroring the input tree")
+    p.add_argument("-o", "--output", required=True, help="output folder (not the input folder)")
+    p.add_argument("--recursive", action="store_true", help="descend into sub-folders")
+    p.add_argument("--mask-suffix", default="", help="mask file = <relative stem><suffix>.png")
+    p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    p.add_argument("--report", help="JSONL report path (default OUTPUT/nps-report.jsonl)")
+    p.add_argument("--shard", default="1/1", help="I/N: process only the I-th of N shares")
+    _engine_options(p)
+    p.set_defaults(func=cmd_batch)
+
+    p = sub.add_parser("bench", help="compare nps with PatchMatch and classical fills")
+    p.add_argument("--suite", choices=("quick", "full"), default="quick")
+    p.add_argument("--out", required=True, help="output folder (results.json, summary.md, ...)")
+    p.add_argument("--methods", nargs="+", help="methods to run (default: all available)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("train-content", help="train the 128-px content network (resumable)")
+    p.add_argument("--data", required=True, help="folder of training photos")
+    p.add_argument("--out", required=True, help="run folder: checkpoints, log, weights")
+    p.add_argument("--val-data", help="folder of validation photos")
+    p.add_argument("--steps", type=int, default=20000, help="total optimisation steps")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--val-every", type=int, default=500, help="validate every N steps")
+    p.add_argument("--max-minutes", type=float,
+                   help="stop (with a checkpoint) after this many minutes; rerun to resume")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--width", type=int, default=24,
+                   help="channels of the first network level (default 24)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train_content)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except NPSError as err:
+        print(f"nps: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nps: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - last line of defence: one line, not a traceback
+        if os.environ.get("NPS_DEBUG"):
+            raise
+        print(f"nps: internal error: {type(err).__name__}: {err} "
+              "(set NPS_DEBUG=1 for a traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Every knob of the engine, its default and why, in one dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from .errors import NPSError
+
+
+@dataclass(frozen=True)
+class InpaintConfig:
+    """Options of :func:`neural_patch_synth.inpaint`.
+
+    Defaults were chosen by measurement on Kodak crops (see ``benchmarks/speed.py`` and the
+    README): they fill a 256² hole in a 512² photo in well under a minute on 2 CPU cores.
+    """
+
+    # --- content prior: the coarse global structure -----------------------------------------
+    prior: str = "auto"
+    """``"auto"`` (shipped content network if present, else smooth), ``"network"``,
+    ``"smooth"`` (non-learned coarse-to-fine fill), or a path to content-network weights."""
+    prior_only: bool = False
+    """Return the prior's fill, upsampled, without texture optimisation."""
+    context: float = 2.0
+    """Side of the square context window around each hole, as a multiple of the hole's
+    bounding-box side (the paper's 128 px input with a 64 px hole is 2.0)."""
+
+    # --- pyramid and optimiser -------------------------------------------------------------
+    coarse_size: int = 128
+    """Side of the context window at the coarsest pyramid level, in pixels."""
+    iterations: tuple[int, ...] = (60, 40, 20)
+    """L-BFGS iterations per level, coarse to fine; the last entry repeats for extra levels."""
+    lbfgs_history: int = 25
+    """L-BFGS history size (the original code used 25)."""
+
+    # --- loss ------------------------------------------------------------------------------
+    layers: tuple[str, ...] = ("relu3_1",)
+    """VGG-19 layers for the neural-patch texture term (``relu{block}_{index}``)."""
+    content_weight: float = 1.0
+    """Weight of the content term: mean squared pixel distance to the reference in the hole."""
+    texture_weight: float = 0.1
+    """Weight of the texture term; the term is normalised by the known region's feature
+    energy, so the weight does not depend on the backbone's activation scale."""
+    tv_weight: float = 0.5
+    """Weight of the total-variation term, normalised by the known region's own TV."""
+
+    # --- nearest-patch search --------------------------------------------------------------
+    patch_size: int = 3
+    """Side of a feature patch (3 in the paper)."""
+    known_stride: int = 1
+    """Stride when sampling patches from the known region (the original code used 2)."""
+    max_known_patches: int = 40000
+    """Cap on the known patches per layer; the stride grows to keep under it (bounds memory)."""
+    match_every: int = 10
+    """Refresh the nearest-patch matches every this many L-BFGS iterations."""
+    search: str = "auto"
+    """Nearest-patch backend: ``"auto"`` (faiss if importable, else torch), ``"faiss"``,
+    ``"torch"``."""
+    pca_dim: int | None = None
+    """Project patch vectors to this many principal components before the search (None: off)."""
+
+    # --- runtime ---------------------------------------------------------------------------
+    vgg_weights: str | None = None
+    """VGG-19 weight file; else ``$NPS_VGG_WEIGHTS``; else torchvision's file via torch hub."""
+    device: str = "auto"
+    """``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``."""
+    seed: int | None = 0
+    """Seed for every random choice; ``None`` leaves the generators alone."""
+    progress: bool = True
+    """Show a progress bar per pyramid level."""
+
+    def __post_init__(self) -> None:
+        if not self.iterations or any(int(n) < 0 for n in self.iterations):
+            raise NPSError("iterations must be a non-empty list of non-negative integers")
+        if self.coarse_size < 16:
+            raise NPSError("coarse_size must be at least 16")
+        if self.context < 1.0:
+            raise NPSError("context must be at least 1.0")
+        if self.patch_size < 1 or self.patch_size % 2 == 0:
+            raise NPSError("patch_size must be a positive odd number")
+        if self.match_every < 1 or self.known_stride < 1:
+            raise NPSError("match_every and known_stride must be at least 1")
+        if self.search not in ("auto", "faiss", "torch"):
+            raise NPSError(f"unknown search backend {self.search!r} (auto, faiss, torch)")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise NPSError(f"unknown device {self.device!r} (auto, cpu, cuda)")
+        for w in (self.content_weight, self.texture_weight, self.tv_weight):
+            if w < 0:
+                raise NPSError("loss weights must be non-negative")
+
+    def level_iterations(self, level: int) -> int:
+        """L-BFGS iterations at pyramid ``level`` (0 = coarsest)."""
+        return int(self.iterations[min(level, len(self.iterations) - 1)])
+
+    @classmethod
+    def from_options(cls, config: InpaintConfig | None = None, **options: Any) -> InpaintConfig:
+        """``config`` with ``options`` replaced; unknown option names are an :class:`NPSError`."""
+        base = config if config is not None else cls()
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - names)
+        if unknown:
+            raise NPSError(f"unknown option(s): {', '.join(unknown)}")
+        if "iterations" in options:
+            its = options["iterations"]
+            options["iterations"] = (int(its),) if isinstance(its, int) else tuple(map(int, its))
+        if "layers" in options and isinstance(options["layers"], str):
+            options["layers"] = tuple(s.strip() for s in options["layers"].split(","))
+        return replace(base, **options)

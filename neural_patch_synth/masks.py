@@ -1,0 +1,181 @@
+"""Hole geometry: bounding boxes, groups of holes, context windows; random training holes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+
+@dataclass(frozen=True)
+class Box:
+    """Half-open pixel box ``[y0, y1) × [x0, x1)``."""
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+    def intersects(self, other: Box) -> bool:
+        return (self.y0 < other.y1 and other.y0 < self.y1
+                and self.x0 < other.x1 and other.x0 < self.x1)
+
+    def union(self, other: Box) -> Box:
+        return Box(min(self.y0, other.y0), max(self.y1, other.y1),
+                   min(self.x0, other.x0), max(self.x1, other.x1))
+
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.y0, self.y1), slice(self.x0, self.x1)
+
+
+def bounding_box(mask: np.ndarray) -> Box:
+    """Tight box around the non-zero pixels of an ``(H, W)`` mask (which must have some)."""
+    ys, xs = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    return Box(int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1)
+
+
+def context_window(box: Box, shape: tuple[int, int], context: float) -> Box:
+    """Square window of side ``context × max(box side)`` centred on ``box``.
+
+    Shifted to stay inside an image of ``shape = (H, W)``, and clipped where the image is
+    smaller than the window.
+    """
+    height, width = shape
+    side = int(round(context * max(box.height, box.width)))
+
+    def span(lo: int, hi: int, limit: int) -> tuple[int, int]:
+        size = min(max(side, hi - lo), limit)
+        start = (lo + hi - size) // 2
+        start = min(max(start, 0), limit - size)
+        return start, start + size
+
+    y0, y1 = span(box.y0, box.y1, height)
+    x0, x1 = span(box.x0, box.x1, width)
+    return Box(y0, y1, x0, x1)
+
+
+@dataclass(frozen=True)
+class HoleGroup:
+    """Holes filled together: ``window`` is their context, ``mask`` their pixels in it."""
+
+    window: Box
+    mask: np.ndarray  # (h, w) bool, True = hole, over ``window``
+
+
+def hole_groups(mask: np.ndarray, context: float) -> list[HoleGroup]:
+    """Split an ``(H, W)`` bool hole mask into groups processed independently.
+
+    Each connected hole gets a context window; holes whose windows overlap are merged, until no
+    window holds another group's holes. Far-apart holes thus cost only their own neighbourhood.
+    """
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    boxes = [Box(s[0].start, s[0].stop, s[1].start, s[1].stop)
+             for s in ndimage.find_objects(labels)]
+    members = [[i + 1] for i in range(count)]
+    merged = True
+    while merged:
+        merged = False
+        windows = [context_window(b, mask.shape, context) for b in boxes]
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                if windows[i].intersects(boxes[j]) or windows[j].intersects(boxes[i]):
+                    boxes[i] = boxes[i].union(boxes[j])
+                    members[i] += members.pop(j)
+                    boxes.pop(j)
+                    merged = True
+                    break
+            if merged:
+                break
+    groups = []
+    for box, labs in zip(boxes, members, strict=True):
+        window = context_window(box, mask.shape, context)
+        groups.append(HoleGroup(window, np.isin(labels[window.slices()], labs)))
+    return groups
+
+
+# --- random training holes ------------------------------------------------------------------
+
+
+def centre_square_mask(size: int = 128, hole: int = 64) -> np.ndarray:
+    """``(size, size)`` bool mask, True on the centred ``hole × hole`` square."""
+    mask = np.zeros((size, size), bool)
+    start = (size - hole) // 2
+    mask[start:start + hole, start:start + hole] = True
+    return mask
+
+
+def random_block_mask(rng: np.random.Generator, size: int = 128,
+                      max_blocks: int = 3) -> np.ndarray:
+    """``(size, size)`` bool mask: 1…``max_blocks`` axis-aligned rectangles anywhere.
+
+    Each side is uniform in ``[size / 8, size / 2]``.
+    """
+    mask = np.zeros((size, size), bool)
+    for _ in range(int(rng.integers(1, max_blocks + 1))):
+        h, w = rng.integers(size // 8, size // 2 + 1, size=2)
+        y, x = rng.integers(0, size - h + 1), rng.integers(0, size - w + 1)
+        mask[y:y + h, x:x + w] = True
+    return mask
+
+
+def _thick_line(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray,
+                size: int) -> np.ndarray:
+    """Pixels within a random radius of a random segment (bool, shape of ``yy``)."""
+    y0, x0 = rng.uniform(0, size, 2)
+    angle = rng.uniform(0, 2 * np.pi)
+    length = rng.uniform(size / 8, size / 2)
+    dy, dx = np.sin(angle) * length, np.cos(angle) * length
+    radius = rng.uniform(size / 64, size / 16)
+    t = np.clip(((yy - y0) * dy + (xx - x0) * dx) / (length * length), 0.0, 1.0)
+    return (yy - y0 - t * dy) ** 2 + (xx - x0 - t * dx) ** 2 <= radius * radius
+
+
+def _ellipse(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, size: int) -> np.ndarray:
+    """Pixels inside a random rotated ellipse (bool, shape of ``yy``)."""
+    cy, cx = rng.uniform(0, size, 2)
+    a, b = rng.uniform(size / 32, size / 6, 2)
+    angle = rng.uniform(0, np.pi)
+    u = (yy - cy) * np.cos(angle) + (xx - cx) * np.sin(angle)
+    v = -(yy - cy) * np.sin(angle) + (xx - cx) * np.cos(angle)
+    return (u / a) ** 2 + (v / b) ** 2 <= 1.0
+
+
+def random_stroke_mask(rng: np.random.Generator, size: int = 128,
+                       area: tuple[float, float] = (0.1, 0.6)) -> np.ndarray:
+    """``(size, size)`` bool mask of random thick lines and ellipses (irregular holes).
+
+    Shapes are added until the hole covers a target fraction drawn uniformly from ``area``;
+    a draw that overshoots ``area[1]`` is restarted (after 10 tries the last one is kept).
+    """
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    mask = np.zeros((size, size), bool)
+    for _ in range(10):
+        target = rng.uniform(*area)
+        mask = np.zeros((size, size), bool)
+        while mask.mean() < target:
+            shape = _thick_line if rng.random() < 0.6 else _ellipse
+            mask |= shape(rng, yy, xx, size)
+        if mask.mean() <= area[1]:
+            break
+    return mask
+
+
+def random_training_mask(rng: np.random.Generator, size: int = 128,
+                         weights: tuple[float, float, float] = (0.5, 0.2, 0.3)) -> np.ndarray:
+    """One ``(size, size)`` bool training hole: centre square (side ``size / 2``), random
+    blocks or irregular strokes, chosen with probabilities ``weights``."""
+    kind = rng.choice(3, p=np.asarray(weights) / sum(weights))
+    if kind == 0:
+        return centre_square_mask(size, size // 2)
+    if kind == 1:
+        return random_block_mask(rng, size)
+    return random_stroke_mask(rng, size)

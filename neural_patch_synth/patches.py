@@ -1,0 +1,146 @@
+"""Feature patches and the nearest-patch search: the engine's hot loop.
+
+Similarity is normalised cross-correlation: the inner product of L2-normalised patch vectors.
+Backends: FAISS (``IndexFlatIP``; on the GPU when faiss has GPU support and the vectors live on
+CUDA) and an exact chunked torch matmul. An optional PCA-reduced search finds a short list in
+a lower-dimensional space and re-ranks it exactly.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import torch
+import torch.nn.functional as F
+
+from .errors import NPSError
+
+CHUNK_BYTES = 256 * 2**20
+"""Memory bound for one block of the similarity matrix in the torch backend."""
+RERANK = 8
+"""Candidates re-ranked exactly after a PCA-reduced search."""
+
+try:
+    import faiss
+except ImportError:  # pragma: no cover - depends on the installation
+    faiss = None
+
+
+def extract_patches(feat: torch.Tensor, centres: torch.Tensor, size: int = 3) -> torch.Tensor:
+    """Flattened ``size × size`` patches of a feature map around given centres.
+
+    ``feat``: ``(1, C, H, W)``; ``centres``: ``(N, 2)`` long ``(y, x)``, each at least
+    ``size // 2`` from the border. Returns ``(N, C * size * size)`` (channel-major, like
+    ``F.unfold``).
+    """
+    r = size // 2
+    c = feat.shape[1]
+    offsets = torch.arange(-r, r + 1, device=feat.device)
+    ys = (centres[:, 0, None] + offsets[None, :])[:, :, None].expand(-1, size, size)
+    xs = (centres[:, 1, None] + offsets[None, :])[:, None, :].expand(-1, size, size)
+    patches = feat[0][:, ys, xs]  # (C, N, size, size)
+    return patches.permute(1, 0, 2, 3).reshape(len(centres), c * size * size)
+
+
+def patch_centres(valid: torch.Tensor, size: int = 3, stride: int = 1) -> torch.Tensor:
+    """Centres of the patches lying wholly inside ``valid``.
+
+    ``valid``: ``(H, W)`` bool. Only centres on a ``stride`` grid are kept. Returns ``(N, 2)``
+    long ``(y, x)`` in row-major order.
+    """
+    r = size // 2
+    if valid.shape[0] < size or valid.shape[1] < size:
+        return torch.zeros(0, 2, dtype=torch.long, device=valid.device)
+    inside = -F.max_pool2d(-(valid[None, None].float()), size, 1, padding=0)[0, 0] > 0.5
+    full = torch.zeros_like(valid)
+    full[r: valid.shape[0] - r, r: valid.shape[1] - r] = inside
+    grid = torch.zeros_like(valid)
+    grid[::stride, ::stride] = True
+    return torch.nonzero(full & grid)
+
+
+def normalise(vectors: torch.Tensor) -> torch.Tensor:
+    """Rows scaled to unit L2 norm (zero rows stay zero). ``(N, D) → (N, D)``."""
+    return F.normalize(vectors, dim=1, eps=1e-8)
+
+
+def faiss_available() -> bool:
+    return faiss is not None
+
+
+def _search_torch(queries: torch.Tensor, keys: torch.Tensor, k: int) -> torch.Tensor:
+    rows = max(1, CHUNK_BYTES // (4 * max(1, len(keys))))
+    out = []
+    for start in range(0, len(queries), rows):
+        sims = queries[start: start + rows] @ keys.T
+        out.append(sims.topk(k, dim=1).indices if k > 1 else sims.argmax(dim=1, keepdim=True))
+    return torch.cat(out)
+
+
+def _search_faiss(queries: torch.Tensor, keys: torch.Tensor, k: int) -> torch.Tensor:
+    q = queries.detach().float().contiguous()
+    x = keys.detach().float().contiguous()
+    if q.is_cuda and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0:
+        importlib.import_module("faiss.contrib.torch_utils")  # faiss takes CUDA tensors
+        res = faiss.StandardGpuResources()
+        index = faiss.GpuIndexFlatIP(res, x.shape[1])
+        index.add(x)
+        _, idx = index.search(q, k)
+        return idx.long()
+    index = faiss.IndexFlatIP(x.shape[1])
+    index.add(x.cpu().numpy())
+    _, idx = index.search(q.cpu().numpy(), k)
+    return torch.from_numpy(idx).long().to(queries.device)
+
+
+def pca_basis(keys: torch.Tensor, dim: int) -> torch.Tensor:
+    """Top ``dim`` principal directions of ``keys`` ``(M, D)`` → ``(D, dim)``.
+
+    Uncentred (inner products of normalised vectors are what the search compares), found by a
+    randomised low-rank SVD, which costs a few passes over the keys.
+    """
+    _, _, vecs = torch.svd_lowrank(keys, q=min(dim + 16, *keys.shape), niter=2)
+    return vecs[:, :dim]
+
+
+class PatchIndex:
+    """Nearest-patch index over fixed keys, searched many times as the hole changes.
+
+    ``keys``: ``(M, D)`` L2-normalised (see :func:`normalise`). ``backend``: ``"auto"`` (faiss
+    when importable), ``"faiss"`` or ``"torch"``. ``pca_dim``: search a short list of
+    :data:`RERANK` candidates in that many principal components, then re-rank it exactly.
+    """
+
+    def __init__(self, keys: torch.Tensor, backend: str = "auto", pca_dim: int | None = None):
+        if len(keys) == 0:
+            raise NPSError("no known patches to copy texture from: the hole leaves too little "
+                           "context")
+        if backend == "auto":
+            backend = "faiss" if faiss is not None else "torch"
+        if backend == "faiss" and faiss is None:
+            raise NPSError("faiss is not installed (pip install faiss-cpu, or faiss-gpu)")
+        self.keys = keys
+        self.backend = backend
+        self.basis = None
+        if pca_dim is not None and pca_dim < keys.shape[1]:
+            self.basis = pca_basis(keys, pca_dim)
+        self._reduced = keys if self.basis is None else keys @ self.basis
+
+    def search(self, queries: torch.Tensor) -> torch.Tensor:
+        """``queries``: ``(N, D)`` L2-normalised → ``(N,)`` long index of the most similar key."""
+        search = _search_faiss if self.backend == "faiss" else _search_torch
+        if self.basis is None:
+            return search(queries, self.keys, 1)[:, 0]
+        k = min(RERANK, len(self.keys))
+        short = search(queries @ self.basis, self._reduced, k)  # (N, k)
+        sims = torch.einsum("nd,nkd->nk", queries, self.keys[short])
+        return short.gather(1, sims.argmax(dim=1, keepdim=True))[:, 0]
+
+
+def nearest_patches(queries: torch.Tensor, keys: torch.Tensor, backend: str = "auto",
+                    pca_dim: int | None = None) -> torch.Tensor:
+    """Index of the most similar key for each query: ``(N, D), (M, D) → (N,)`` long.
+
+    Both sets L2-normalised; ``backend`` and ``pca_dim`` as in :class:`PatchIndex`.
+    """
+    return PatchIndex(keys, backend, pca_dim).search(queries)

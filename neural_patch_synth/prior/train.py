@@ -1,0 +1,372 @@
+"""Training of the content network (``nps train-content``): resumable, deterministic.
+
+Random 128² crops and flips of the training photos, holes mixed from centre squares, random
+blocks and irregular strokes; loss ``0.999 × reconstruction + 0.001 × adversarial`` (Context
+Encoders), reconstruction = L1 in the hole + a little L1 outside; Adam for the network and a small
+discriminator, learning rate decayed linearly over the last 30 % of the steps. Photos are decoded
+once into a uint8 ``.npy`` cache in the run folder. A checkpoint (both models, both optimisers,
+step, every RNG state) is written every ``--val-every`` steps, at the end, on ``--max-minutes``
+expiry and on Ctrl-C / SIGTERM (after the current step); rerunning the same command continues
+exactly where it stopped. ``OUT/content_net.pt`` (fp16 weights) is exported whenever training
+stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from tqdm import tqdm
+
+from ..errors import NPSError
+from ..masks import centre_square_mask, random_training_mask
+from .network import SIZE, ContentNet, save_weights
+
+CACHE_SIDE = 150
+"""Photos are cached at this square side (shorter side resized to it, then centre-cropped)."""
+VAL_IMAGES = 200
+"""Size of the fixed validation subset."""
+OUTSIDE_WEIGHT = 0.1
+"""Weight of the L1 term on known pixels, relative to the hole term."""
+ADV_WEIGHT = 0.001
+"""Weight of the adversarial term (reconstruction gets ``1 - ADV_WEIGHT``)."""
+DECAY_START = 0.7
+"""Fraction of ``--steps`` after which the learning rate falls linearly to 10 % at the end."""
+EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+class Discriminator(nn.Module):
+    """Small convolutional critic: ``(B, 3, 128, 128)`` in ``[0, 1]`` → ``(B,)`` logits."""
+
+    def __init__(self, width: int = 16) -> None:
+        super().__init__()
+        w = width
+        layers: list[nn.Module] = []
+        for cin, cout in ((3, w), (w, 2 * w), (2 * w, 4 * w), (4 * w, 4 * w)):
+            layers += [nn.Conv2d(cin, cout, 4, 2, 1), nn.LeakyReLU(0.2)]
+        layers.append(nn.Conv2d(4 * w, 1, SIZE // 16))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.net(image * 2.0 - 1.0).flatten()
+
+
+def image_files(folder: str | Path) -> list[Path]:
+    """Sorted image files directly in ``folder``; NPSError if it is missing or has none."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise NPSError(f"image folder not found: {path}")
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in EXTENSIONS and p.is_file())
+    if not files:
+        raise NPSError(f"no images in {path}")
+    return files
+
+
+def decode(path: Path, side: int = CACHE_SIDE) -> np.ndarray:
+    """``(side, side, 3)`` uint8 RGB: shorter side resized to ``side``, centre-cropped."""
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            scale = side / min(im.size)
+            if scale != 1.0:
+                size = (max(side, round(im.width * scale)), max(side, round(im.height * scale)))
+                im = im.resize(size, Image.BICUBIC)
+            x0, y0 = (im.width - side) // 2, (im.height - side) // 2
+            return np.asarray(im.crop((x0, y0, x0 + side, y0 + side)))
+    except OSError as err:
+        raise NPSError(f"cannot read image {path}: {err}") from err
+
+
+def photo_cache(files: list[Path], cache_dir: Path, quiet: bool) -> np.ndarray:
+    """``(N, 150, 150, 3)`` uint8 array of ``files``, memory-mapped from a ``.npy`` cache.
+
+    The cache is keyed by the file list (paths, sizes, mtimes) and built on first use.
+    """
+    key = hashlib.sha1()
+    for f in files:
+        st = f.stat()
+        key.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    path = cache_dir / f"photos-{key.hexdigest()[:12]}.npy"
+    if not path.exists():
+        data = np.lib.format.open_memmap(path.with_suffix(".tmp.npy"), mode="w+",
+                                         dtype=np.uint8, shape=(len(files), CACHE_SIDE,
+                                                                CACHE_SIDE, 3))
+        for i, f in enumerate(tqdm(files, desc="decoding photos", disable=quiet)):
+            data[i] = decode(f)
+        data.flush()
+        del data
+        os.replace(path.with_suffix(".tmp.npy"), path)
+    return np.load(path, mmap_mode="r")
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """``(B, H, W, 3)`` uint8 → ``(B, 3, H, W)`` float in ``[0, 1]``."""
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
+
+
+def sample_batch(photos: np.ndarray, batch: int,
+                 rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random crops, flips and holes: images ``(B, 3, 128, 128)`` in ``[0, 1]``, masks
+    ``(B, 1, 128, 128)`` in ``{0, 1}`` (1 = hole)."""
+    n, h, w = photos.shape[:3]
+    idx = rng.integers(0, n, batch)
+    ys, xs = rng.integers(0, h - SIZE + 1, batch), rng.integers(0, w - SIZE + 1, batch)
+    flips = rng.random(batch) < 0.5
+    crops = []
+    for i, y, x, flip in zip(idx, ys, xs, flips, strict=True):
+        crop = photos[i, y:y + SIZE, x:x + SIZE]
+        crops.append(crop[:, ::-1] if flip else crop)
+    masks = np.stack([random_training_mask(rng, SIZE) for _ in range(batch)])
+    return to_tensor(np.stack(crops)), torch.from_numpy(masks[:, None]).float()
+
+
+def validation_set(folder: str | Path, n: int = VAL_IMAGES) -> torch.Tensor:
+    """Fixed subset of ``n`` photos evenly spread over the sorted folder, centre 128² crops:
+    ``(n, 3, 128, 128)`` in ``[0, 1]``."""
+    files = image_files(folder)
+    picks = [files[i * len(files) // min(n, len(files))] for i in range(min(n, len(files)))]
+    start = (CACHE_SIDE - SIZE) // 2
+    return to_tensor(np.stack([decode(f)[start:start + SIZE, start:start + SIZE] for f in picks]))
+
+
+def hole_psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR (dB) over hole pixels: ``pred``, ``target`` ``(B, 3, H, W)`` in
+    ``[0, 1]``, ``mask`` ``(B, 1, H, W)`` (1 = hole). Returns ``(B,)``."""
+    err = ((pred - target) ** 2 * mask).sum(dim=(1, 2, 3))
+    mse = err / (3.0 * mask.sum(dim=(1, 2, 3))).clamp_min(1.0)
+    return 10.0 * torch.log10(1.0 / mse.clamp_min(1e-10))
+
+
+@torch.no_grad()
+def validate(model: ContentNet, images: torch.Tensor, device: torch.device,
+             chunk: int = 50) -> float:
+    """Mean hole PSNR of ``model`` on ``images`` (``(N, 3, 128, 128)``) with a 64² centre hole."""
+    was_training = model.training
+    model.eval()
+    mask = torch.from_numpy(centre_square_mask(SIZE, SIZE // 2)).float()[None, None]
+    scores = []
+    for batch in images.split(chunk):
+        x = batch.to(device)
+        m = mask.to(device).expand(len(x), -1, -1, -1)
+        out = model(x, m)
+        scores.append(hole_psnr(out * m + x * (1 - m), x, m).cpu())
+    model.train(was_training)
+    return float(torch.cat(scores).mean())
+
+
+@dataclass
+class Losses:
+    """Scalar losses of one step."""
+
+    rec: float
+    adv: float
+    disc: float
+
+
+def train_step(model: ContentNet, disc: Discriminator, opt_g: torch.optim.Optimizer,
+               opt_d: torch.optim.Optimizer, image: torch.Tensor,
+               mask: torch.Tensor) -> Losses:
+    """One Adam step of network and discriminator on ``image`` ``(B, 3, 128, 128)`` in
+    ``[0, 1]`` with holes ``mask`` ``(B, 1, 128, 128)`` (1 = hole)."""
+    out = model(image, mask)
+    comp = out * mask + image * (1.0 - mask)
+    diff = (out - image).abs()
+    hole = (diff * mask).sum() / (3.0 * mask.sum()).clamp_min(1.0)
+    outside = (diff * (1 - mask)).sum() / (3.0 * (1 - mask).sum()).clamp_min(1.0)
+    rec = hole + OUTSIDE_WEIGHT * outside
+    disc.requires_grad_(False)
+    fake = disc(comp)
+    adv = F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
+    opt_g.zero_grad(set_to_none=True)
+    ((1.0 - ADV_WEIGHT) * rec + ADV_WEIGHT * adv).backward()
+    opt_g.step()
+
+    disc.requires_grad_(True)
+    real, fake = disc(image), disc(comp.detach())
+    d_loss = 0.5 * (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
+                    + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+    opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    opt_d.step()
+    return Losses(rec.item(), adv.item(), d_loss.item())
+
+
+def learning_rate(base: float, step: int, steps: int) -> float:
+    """Learning rate for 0-based ``step`` of ``steps``: ``base``, then linear decay to 10 %."""
+    start = DECAY_START * steps
+    if step < start:
+        return base
+    return base * (1.0 - 0.9 * (step - start) / max(steps - start, 1.0))
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` → CUDA if available, else CPU; NPSError for an unusable device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise NPSError(f"unknown device: {name}") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise NPSError("CUDA requested but not available")
+    return device
+
+
+def rng_states(data_rng: np.random.Generator) -> dict:
+    """Every RNG state training depends on."""
+    states = {"python": random.getstate(), "numpy": np.random.get_state(),
+              "torch": torch.get_rng_state(), "data": data_rng.bit_generator.state}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict, data_rng: np.random.Generator) -> None:
+    """Restore what :func:`rng_states` returned."""
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    data_rng.bit_generator.state = states["data"]
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def save_atomic(obj: object, path: Path) -> None:
+    """``torch.save`` to a temporary file, then rename over ``path``."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+@contextmanager
+def deferred_interrupts() -> Iterator[list[int]]:
+    """Record SIGINT / SIGTERM in the yielded list instead of raising mid-step."""
+    received: list[int] = []
+    try:
+        old = {sig: signal.signal(sig, lambda num, _frame: received.append(num))
+               for sig in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: signals cannot be caught here
+        old = {}
+    try:
+        yield received
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def train_content(args: argparse.Namespace) -> Path:
+    """Train (or resume) per the ``nps train-content`` options; returns the exported weights.
+
+    Uses ``args.data``, ``out``, ``val_data``, ``steps``, ``batch_size``, ``lr``, ``val_every``,
+    ``max_minutes``, ``device``, ``seed``, ``quiet`` and optionally ``width`` (network width).
+    """
+    if args.steps < 1 or args.batch_size < 1 or args.val_every < 1 or args.lr <= 0:
+        raise NPSError("--steps, --batch-size, --val-every and --lr must be positive")
+    device = pick_device(args.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = image_files(args.data)
+    val_images = validation_set(args.val_data) if args.val_data else None
+    photos = photo_cache(files, out, args.quiet)
+    if min(photos.shape[1:3]) < SIZE:
+        raise NPSError(f"training photos must be at least {SIZE} px")
+
+    ckpt_path, log_path = out / "checkpoint.pt", out / "log.jsonl"
+    width = int(getattr(args, "width", None) or 24)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    data_rng = np.random.default_rng(args.seed)
+    model, disc = ContentNet(width).to(device), Discriminator().to(device)
+    opt_g = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=args.lr, betas=(0.5, 0.999))
+    step, elapsed = 0, 0.0
+    if ckpt_path.exists():
+        try:
+            ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+            model = ContentNet(ckpt["width"]).to(device)
+            opt_g = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.5, 0.999))
+            model.load_state_dict(ckpt["model"])
+            disc.load_state_dict(ckpt["disc"])
+            opt_g.load_state_dict(ckpt["opt_g"])
+            opt_d.load_state_dict(ckpt["opt_d"])
+        except (OSError, RuntimeError, KeyError) as err:
+            raise NPSError(f"unreadable checkpoint {ckpt_path}: {err}") from err
+        step, elapsed = ckpt["step"], ckpt["elapsed"]
+        set_rng_states(ckpt["rng"], data_rng)
+    model.train()
+
+    def checkpoint() -> None:
+        save_atomic({"step": step, "elapsed": elapsed, "width": model.width,
+                     "model": model.state_dict(), "disc": disc.state_dict(),
+                     "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+                     "rng": rng_states(data_rng)}, ckpt_path)
+
+    def log(record: dict) -> None:
+        with log_path.open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    start = time.monotonic()
+    deadline = start + args.max_minutes * 60 if args.max_minutes is not None else None
+    bar = tqdm(total=args.steps, initial=step, disable=args.quiet, desc="train-content")
+    sums = np.zeros(3)
+    count = 0
+    reason = "done"
+    with deferred_interrupts() as received:
+        while step < args.steps:
+            t0 = time.monotonic()
+            for opt in (opt_g, opt_d):
+                for group in opt.param_groups:
+                    group["lr"] = learning_rate(args.lr, step, args.steps)
+            losses = train_step(model, disc, opt_g, opt_d, *(
+                t.to(device) for t in sample_batch(photos, args.batch_size, data_rng)))
+            elapsed += time.monotonic() - t0
+            step += 1
+            sums += (losses.rec, losses.adv, losses.disc)
+            count += 1
+            bar.update(1)
+            bar.set_postfix(rec=f"{losses.rec:.4f}", adv=f"{losses.adv:.3f}",
+                            d=f"{losses.disc:.3f}")
+            if step % args.val_every == 0 or step == args.steps:
+                rec, adv, d = (sums / count).tolist()
+                record = {"step": step, "rec": rec, "adv": adv, "disc": d,
+                          "train_seconds": round(elapsed, 1),
+                          "threads": torch.get_num_threads(), "time": time.time()}
+                if val_images is not None:
+                    record["val_hole_psnr"] = validate(model, val_images, device)
+                log(record)
+                if not args.quiet:
+                    bar.write(json.dumps(record))
+                sums[:] = 0
+                count = 0
+                checkpoint()
+            if received:
+                reason = "interrupted"
+                break
+            if deadline is not None and time.monotonic() >= deadline and step < args.steps:
+                reason = "max-minutes"
+                break
+    bar.close()
+    checkpoint()
+    weights = out / "content_net.pt"
+    save_weights(model, weights)
+    log({"event": reason, "step": step, "train_seconds": round(elapsed, 1), "time": time.time()})
+    if reason == "interrupted":
+        raise KeyboardInterrupt
+    if not args.quiet:
+        print(f"{reason}: step {step}/{args.steps}, weights {weights}")
+    return weights

@@ -1,0 +1,210 @@
+"""The benchmark harness end to end on tiny fake data, and the metrics on hand-made cases."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmarks import metrics, report, scaling
+from benchmarks.datasets import CATEGORIES, data_root
+from benchmarks.methods import METHODS, Method
+from benchmarks.run import ROWS, SPEED, Suite, read_jsonl, run_bench, run_speed, select_methods
+from neural_patch_synth.errors import NPSError
+
+
+@pytest.fixture
+def data(tmp_path, monkeypatch):
+    """A tiny data tree: 2 Kodak stand-ins, one mask per category, 3 scene photos."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "data"
+    for folder in ("kodak", "masks/irregular", "scenes/val"):
+        (root / folder).mkdir(parents=True)
+    for i, size in enumerate([(48, 32), (32, 48)]):
+        img = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+        Image.fromarray(img).save(root / "kodak" / f"kodim{i + 1:02d}.png")
+    for cat in range(len(CATEGORIES)):
+        mask = np.zeros((64, 64), np.uint8)
+        mask[8:16 + 6 * cat, 10:40] = 255
+        Image.fromarray(mask).save(root / "masks/irregular" / f"{cat * 2000 + 5:05d}.png")
+    for name in ("forest_1", "sea_2", "street_3"):
+        img = rng.integers(0, 256, (150, 150, 3), dtype=np.uint8)
+        Image.fromarray(img).save(root / "scenes/val" / f"{name}.jpg")
+    monkeypatch.setenv("NPS_DATA", str(root))
+    return root
+
+
+@pytest.fixture
+def dummies(monkeypatch):
+    """Stand-in methods: mean fill, identity (leaves the zeroed hole), and a call counter."""
+    calls: list[str] = []
+
+    def mean_fill(image, mask):
+        """Mean colour of the known pixels."""
+        calls.append("mean-fill")
+        out = image.copy()
+        out[mask] = image[~mask].mean(axis=0).round().astype(np.uint8)
+        return out
+
+    def identity(image, mask):
+        """Returns the input unchanged."""
+        calls.append("identity")
+        return image
+
+    monkeypatch.setitem(METHODS, "mean-fill", Method("mean-fill", mean_fill))
+    monkeypatch.setitem(METHODS, "identity", Method("identity", identity))
+    return calls
+
+
+def bench_args(out, suite="quick", methods=("mean-fill", "identity")):
+    return argparse.Namespace(suite=suite, out=str(out), methods=list(methods), device="cpu",
+                              quiet=True)
+
+
+def test_harness_end_to_end_and_resume(data, dummies, tmp_path):
+    out = tmp_path / "out"
+    assert run_bench(bench_args(out)) == 0
+    results = json.loads((out / "results.json").read_text())
+    cases = 2 + len(CATEGORIES) + 3  # Kodak centre (2 exist), one per category, 3 scenes
+    assert len(results["rows"]) == 2 * cases == len(dummies)
+    row = results["rows"][0]
+    for key in ("method", "dataset", "image", "mask", "l1", "l2", "psnr", "ssim", "seconds"):
+        assert key in row
+    assert {r["category"] for r in results["rows"] if r["dataset"] == "kodak-irregular"} == set(
+        CATEGORIES)
+    summary = (out / "summary.md").read_text()
+    assert "### kodak-centre" in summary and "by hole-area category" in summary
+    assert "**" in summary
+    assert (out / "psnr_by_category.png").stat().st_size > 0
+    assert len(list((out / "pictures").glob("*.png"))) == 6  # 2 per data set
+    # mean fill beats leaving the hole black
+    by = {(r["method"], r["image"], r["mask"]): r for r in results["rows"]}
+    assert all(by[("mean-fill", i, m)]["l1"] < r["l1"]
+               for (meth, i, m), r in by.items() if meth == "identity")
+
+    dummies.clear()
+    assert run_bench(bench_args(out)) == 0
+    assert dummies == []  # everything was already done
+    assert len(json.loads((out / "results.json").read_text())["rows"]) == 2 * cases
+
+
+def test_resume_after_interruption(data, dummies, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    real = METHODS["identity"].fn
+
+    def flaky(image, mask):
+        if len(dummies) >= 5:
+            raise KeyboardInterrupt
+        return real(image, mask)
+
+    monkeypatch.setitem(METHODS, "identity", Method("identity", flaky))
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(bench_args(out))
+    assert len((out / ROWS).read_text().splitlines()) == 5
+    monkeypatch.setitem(METHODS, "identity", Method("identity", real))
+    dummies.clear()
+    assert run_bench(bench_args(out)) == 0
+    assert len(dummies) == 2 * 11 - 5
+    assert len(json.loads((out / "results.json").read_text())["rows"]) == 22
+
+
+def test_failed_fill_is_recorded(data, dummies, tmp_path, monkeypatch):
+    def broken(image, mask):
+        """Always fails."""
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(METHODS, "broken", Method("broken", broken))
+    out = tmp_path / "out"
+    assert run_bench(bench_args(out, methods=("mean-fill", "broken"))) == 1
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert all(r["error"] == "RuntimeError: boom" for r in rows if r["method"] == "broken")
+    assert "fill(s) failed" in (out / "summary.md").read_text()
+
+
+def test_bad_input(data, dummies, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    with pytest.raises(NPSError, match="unknown method"):
+        run_bench(bench_args(out, methods=("mean-fill", "nope")))
+    run_bench(bench_args(out, methods=("mean-fill",)))
+    with pytest.raises(NPSError, match="different setup"):
+        run_bench(bench_args(out, suite="full", methods=("mean-fill",)))
+    monkeypatch.setenv("NPS_DATA", str(tmp_path / "missing"))
+    with pytest.raises(NPSError, match="NPS_DATA"):
+        data_root()
+
+
+def test_missing_package_is_skipped(monkeypatch):
+    monkeypatch.setitem(METHODS, "ghost", Method("ghost", lambda i, m: i,
+                                                 needs=("no_such_module_for_nps",)))
+    runnable, notes = select_methods(["ghost", "telea"])
+    assert "ghost" not in runnable and "no_such_module_for_nps" in notes[0]
+
+
+def test_classical_methods_fill_the_hole():
+    pytest.importorskip("cv2")
+    image = np.full((32, 32, 3), 120, np.uint8)
+    mask = np.zeros((32, 32), bool)
+    mask[10:20, 10:20] = True
+    given = np.where(mask[..., None], 0, image).astype(np.uint8)
+    for name in ("telea", "ns"):
+        out = METHODS[name].fn(given, mask)
+        assert out.dtype == np.uint8 and abs(int(out[15, 15, 0]) - 120) <= 2
+
+
+def test_speed_section(data, tmp_path):
+    """End-to-end rows per size with the nps / PatchMatch ratio (stand-ins, no search)."""
+    def slow(image, mask):
+        """Stand-in."""
+        return image
+
+    methods = {"nps": Method("nps", slow), "patchmatch": Method("patchmatch", slow)}
+    suite = Suite(kodak_centre=1, per_category=1, scenes=1, sizes=(32, 64), search_sizes=())
+    run_speed(data, suite, methods, tmp_path, "cpu", quiet=True)
+    rows = read_jsonl(tmp_path / SPEED)
+    assert {(r["size"], r["method"]) for r in rows} == {(s, m) for s in (32, 64) for m in methods}
+    table = "\n".join(report.speed_tables(rows))
+    assert "| 64² |" in table and "nps / patchmatch" in table
+
+
+def test_search_backends_agree_with_exact():
+    """Random-vector fallback (no VGG weights): exact backends agree with the reference."""
+    pytest.importorskip("neural_patch_synth.patches")
+    image = np.random.default_rng(2).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    mask = np.zeros((128, 128), bool)
+    mask[48:80, 48:80] = True
+    config = argparse.Namespace(patch_size=3, known_stride=1, max_known_patches=500,
+                                vgg_weights="/nonexistent/vgg.pth")
+    rows = scaling.search_backends(image, mask, config, __import__("torch").device("cpu"))
+    assert rows[0]["features"] == "random" and rows[0]["keys"] <= 500
+    exact = [r for r in rows if r["pca_dim"] is None and "error" not in r]
+    assert exact and all(r["agreement"] == 1.0 for r in exact)
+    assert all(0 < r["similarity"] <= 1.0 + 1e-6 for r in rows if "error" not in r)
+
+
+def test_metrics_by_hand():
+    truth = np.zeros((16, 16, 3), np.uint8)
+    result = truth.copy()
+    mask = np.zeros((16, 16), bool)
+    mask[4:6, 4:6] = True
+    result[4, 4], result[4, 5], result[5, 4], result[5, 5] = 51, 102, 0, 255  # 0.2, 0.4, 0, 1
+    assert metrics.hole_l1(result, truth, mask) == pytest.approx(40.0)
+    assert metrics.hole_l2(result, truth, mask) == pytest.approx(30.0)  # (.04+.16+0+1) / 4
+    assert metrics.hole_psnr(result, truth, mask) == pytest.approx(10 * math.log10(1 / 0.3))
+    assert metrics.hole_psnr(truth, truth, mask) == metrics.MAX_PSNR
+    assert metrics.hole_ssim(truth, truth, mask) == pytest.approx(1.0)
+    assert metrics.hole_box(mask) == (slice(0, 11), slice(0, 11))
+
+
+def test_ssim_matches_skimage():
+    skm = pytest.importorskip("skimage.metrics")
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, (40, 33, 3), dtype=np.uint8)
+    b = np.clip(a + rng.normal(0, 25, a.shape), 0, 255).astype(np.uint8)
+    ref = skm.structural_similarity(a / 255, b / 255, gaussian_weights=True, sigma=1.5,
+                                    use_sample_covariance=False, data_range=1, channel_axis=-1)
+    assert metrics.ssim(a, b) == pytest.approx(ref, abs=1e-9)
+    assert metrics.ssim(a, a) == pytest.approx(1.0)

@@ -1,0 +1,135 @@
+"""End to end: the ``nps`` command as a user runs it."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from neural_patch_synth.cli import main
+from tests.test_synthesis import textured
+
+
+@pytest.fixture()
+def photo(tmp_path):
+    img_path, mask_path = tmp_path / "in.png", tmp_path / "mask.png"
+    Image.fromarray(textured(64, 80)).save(img_path)
+    mask = np.zeros((64, 80), np.uint8)
+    mask[20:40, 25:55] = 255
+    Image.fromarray(mask).save(mask_path)
+    return img_path, mask_path
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "neural_patch_synth.cli", *args],
+                          capture_output=True, text=True, env={**os.environ, **(env or {})},
+                          timeout=300)
+
+
+def test_inpaint_end_to_end(photo, tmp_path, vgg_weights):
+    img_path, mask_path = photo
+    out = tmp_path / "out.jpg"
+    proc = run("inpaint", str(img_path), "--mask", str(mask_path), "-o", str(out),
+               "--vgg-weights", str(vgg_weights), "--prior", "smooth", "--iterations", "4,3",
+               "--seed", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "level 1/1" in proc.stderr  # a progress bar per pyramid level
+    result = Image.open(out)
+    assert result.size == (80, 64) and result.format == "JPEG"
+    png = tmp_path / "out.png"
+    quiet = run("inpaint", str(img_path), "--mask", str(mask_path), "-o", str(png), "-q",
+                "--vgg-weights", str(vgg_weights), "--prior", "smooth", "--iterations", "3")
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    src, res = np.asarray(Image.open(img_path)), np.asarray(Image.open(png))
+    hole = np.asarray(Image.open(mask_path)) > 0
+    assert np.array_equal(src[~hole], res[~hole])
+
+
+def test_refuses_to_overwrite(photo, tmp_path):
+    img_path, mask_path = photo
+    out = tmp_path / "exists.png"
+    out.write_bytes(b"precious")
+    proc = run("inpaint", str(img_path), "--mask", str(mask_path), "-o", str(out),
+               "--prior-only", "--prior", "smooth")
+    assert proc.returncode == 2 and "exists" in proc.stderr
+    assert out.read_bytes() == b"precious"
+    assert main(["inpaint", str(img_path), "--mask", str(mask_path), "-o", str(out), "-q",
+                 "--prior-only", "--prior", "smooth", "--overwrite"]) == 0
+    assert Image.open(out).size == (80, 64)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "image not found"),
+    ("corrupt", "could not be decoded"),
+    ("mask_size", "mask is 10x10 but the image is 80x64"),
+    ("empty", "mask is empty"),
+    ("full", "covers the whole image"),
+    ("no_mask", "no mask given"),
+    ("bad_ext", "unknown output extension"),
+])
+def test_bad_input_is_one_line_and_nonzero(photo, tmp_path, case, message, capsys):
+    img_path, mask_path = photo
+    out = tmp_path / "o.png"
+    if case == "missing":
+        img_path = tmp_path / "nope.png"
+    elif case == "corrupt":
+        img_path = tmp_path / "corrupt.png"
+        img_path.write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    elif case == "mask_size":
+        Image.new("L", (10, 10), 255).save(mask_path)
+    elif case in ("empty", "full"):
+        Image.new("L", (80, 64), 0 if case == "empty" else 255).save(mask_path)
+    elif case == "bad_ext":
+        out = tmp_path / "o.xyz"
+    args = ["inpaint", str(img_path), "-o", str(out), "--prior-only", "--prior", "smooth", "-q"]
+    if case != "no_mask":
+        args += ["--mask", str(mask_path)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_rgba_grayscale_and_16bit_inputs(tmp_path):
+    rgba = np.dstack([textured(32, 40), np.full((32, 40), 255, np.uint8)])
+    rgba[8:20, 10:25, 3] = 0
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    assert main(["inpaint", str(tmp_path / "a.png"), "-o", str(tmp_path / "a_out.png"),
+                 "--prior-only", "--prior", "smooth", "-q"]) == 0
+    out = np.asarray(Image.open(tmp_path / "a_out.png"))
+    assert out.shape == (32, 40, 4) and (out[..., 3] == 255).all()
+
+    gray = textured(32, 40)[..., 0]
+    Image.fromarray(gray, "L").save(tmp_path / "g.png")
+    mask = np.zeros((32, 40), np.uint8)
+    mask[5:15, 5:15] = 255
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    assert main(["inpaint", str(tmp_path / "g.png"), "--mask", str(tmp_path / "m.png"),
+                 "-o", str(tmp_path / "g_out.png"), "--prior-only", "--prior", "smooth",
+                 "-q"]) == 0
+    g_out = Image.open(tmp_path / "g_out.png")
+    assert g_out.mode == "L"
+    assert np.array_equal(np.asarray(g_out)[mask == 0], gray[mask == 0])
+
+    deep = (gray.astype(np.uint16) * 257 + 3)
+    Image.fromarray(deep).save(tmp_path / "d.png")
+    assert main(["inpaint", str(tmp_path / "d.png"), "--mask", str(tmp_path / "m.png"),
+                 "-o", str(tmp_path / "d_out.png"), "--prior-only", "--prior", "smooth",
+                 "-q"]) == 0
+    d_out = np.asarray(Image.open(tmp_path / "d_out.png"))
+    assert d_out.dtype == np.uint16 and np.array_equal(d_out[mask == 0], deep[mask == 0])
+
+
+def test_box_option(photo, tmp_path, capsys):
+    img_path, _ = photo
+    out = tmp_path / "box.png"
+    assert main(["inpaint", str(img_path), "--box", "10,5,30,25", "-o", str(out), "-q",
+                 "--prior-only", "--prior", "smooth"]) == 0
+    src, res = np.asarray(Image.open(img_path)), np.asarray(Image.open(out))
+    changed = (src != res).any(axis=2)
+    assert not changed[:5].any() and not changed[:, :10].any() and not changed[25:].any()
+    assert main(["inpaint", str(img_path), "--box", "10,5,300,25", "-o", str(out),
+                 "--overwrite", "-q"]) == 2
+    assert "not a rectangle inside the 80x64 image" in capsys.readouterr().err

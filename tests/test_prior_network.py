@@ -1,0 +1,131 @@
+"""Content network: shapes, mask handling, batch invariance, weights files, shipped weights."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from neural_patch_synth.errors import NPSError
+from neural_patch_synth.masks import centre_square_mask
+from neural_patch_synth.prior import PRETRAINED, load_prior
+from neural_patch_synth.prior.network import (
+    ContentNet,
+    NetworkPrior,
+    load_weights,
+    mean_fill,
+    save_weights,
+)
+
+NO_WEIGHTS = "no shipped weights (pretrained/content_net.pt)"
+DATA = Path(os.environ.get("NPS_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+
+
+def centre_masks(n: int) -> torch.Tensor:
+    return torch.from_numpy(centre_square_mask(128, 64)).float()[None, None].repeat(n, 1, 1, 1)
+
+
+@pytest.fixture
+def prior(tmp_path: Path) -> NetworkPrior:
+    torch.manual_seed(0)
+    path = tmp_path / "net.pt"
+    save_weights(ContentNet(width=4), path)
+    return NetworkPrior.from_file(path, torch.device("cpu"))
+
+
+def test_content_net_shape_and_range() -> None:
+    torch.manual_seed(0)
+    with torch.no_grad():
+        out = ContentNet(width=4)(torch.rand(2, 3, 128, 128), centre_masks(2))
+    assert out.shape == (2, 3, 128, 128)
+    assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+
+
+def test_mean_fill() -> None:
+    image = torch.rand(2, 3, 8, 8)
+    mask = torch.zeros(2, 1, 8, 8)
+    mask[0, :, 2:5, 2:5] = 1
+    mask[1] = 1
+    out = mean_fill(image, mask)
+    known = mask[0, 0] == 0
+    assert torch.equal(out[0][:, known], image[0][:, known])
+    expected = image[0][:, known].mean(dim=1)
+    assert torch.allclose(out[0, :, 3, 3], expected, atol=1e-6)
+    assert torch.allclose(out[1], torch.full_like(out[1], 0.5))
+
+
+def test_prior_keeps_known_pixels(prior: NetworkPrior) -> None:
+    image, mask = torch.rand(1, 3, 128, 128), centre_masks(1)
+    out = prior(image, mask)
+    assert prior.size == 128 and out.shape == image.shape and out.dtype == image.dtype
+    known = mask[0, 0] == 0
+    assert torch.equal(out[0][:, known], image[0][:, known])
+    assert not prior.model.training
+
+
+def test_prior_ignores_hole_values(prior: NetworkPrior) -> None:
+    image, mask = torch.rand(1, 3, 128, 128), centre_masks(1)
+    other = image.clone()
+    other[mask.expand_as(image) > 0] = 0.0
+    assert torch.allclose(prior(image, mask), prior(other, mask), atol=1e-6)
+
+
+def test_single_equals_batched(prior: NetworkPrior) -> None:
+    images, masks = torch.rand(3, 3, 128, 128), centre_masks(3)
+    masks[1, :, :40, :] = 1
+    batched = prior(images, masks)
+    single = torch.cat([prior(images[i:i + 1], masks[i:i + 1]) for i in range(3)])
+    assert torch.allclose(batched, single, atol=1e-5)
+
+
+def test_prior_rejects_wrong_size(prior: NetworkPrior) -> None:
+    with pytest.raises(NPSError):
+        prior(torch.rand(1, 3, 64, 64), torch.zeros(1, 1, 64, 64))
+
+
+def test_weights_roundtrip_fp16(tmp_path: Path) -> None:
+    model = ContentNet(width=4)
+    path = tmp_path / "net.pt"
+    save_weights(model, path)
+    blob = torch.load(path, weights_only=True)
+    assert all(v.dtype == torch.float16 for v in blob["state_dict"].values())
+    loaded = load_weights(path, torch.device("cpu"))
+    for key, value in model.state_dict().items():
+        assert torch.allclose(loaded.state_dict()[key], value.half().float())
+
+
+def test_bad_weights_file(tmp_path: Path) -> None:
+    path = tmp_path / "junk.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(NPSError):
+        NetworkPrior.from_file(path, torch.device("cpu"))
+
+
+def test_default_width_fits_20mb() -> None:
+    params = sum(p.numel() for p in ContentNet().parameters())
+    assert 2 * params < 20e6
+
+
+@pytest.mark.skipif(not PRETRAINED.exists(), reason=NO_WEIGHTS)
+def test_shipped_weights_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NPS_CONTENT_WEIGHTS", raising=False)
+    assert PRETRAINED.stat().st_size <= 20 * 1024 * 1024
+    prior = load_prior("network", torch.device("cpu"))
+    assert isinstance(prior, NetworkPrior) and prior.size == 128
+
+
+@pytest.mark.skipif(not PRETRAINED.exists(), reason=NO_WEIGHTS)
+@pytest.mark.skipif(not (DATA / "scenes" / "val").is_dir(),
+                    reason=f"data folder absent: {DATA} (set NPS_DATA)")
+def test_shipped_weights_beat_mean_fill(monkeypatch: pytest.MonkeyPatch) -> None:
+    from neural_patch_synth.prior.train import hole_psnr, validation_set
+
+    monkeypatch.delenv("NPS_CONTENT_WEIGHTS", raising=False)
+    prior = load_prior("network", torch.device("cpu"))
+    images = validation_set(DATA / "scenes" / "val", 16)
+    masks = centre_masks(len(images))
+    network = hole_psnr(prior(images, masks), images, masks).mean()
+    baseline = hole_psnr(mean_fill(images, masks), images, masks).mean()
+    assert network > baseline + 0.5

@@ -1,0 +1,170 @@
+"""Content-network training: data, holes, losses, checkpoints and exact resumption."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from neural_patch_synth.errors import NPSError
+from neural_patch_synth.masks import (
+    centre_square_mask,
+    random_block_mask,
+    random_stroke_mask,
+    random_training_mask,
+)
+from neural_patch_synth.prior import train as train_mod
+from neural_patch_synth.prior.network import ContentNet, NetworkPrior
+from neural_patch_synth.prior.train import (
+    Discriminator,
+    deferred_interrupts,
+    learning_rate,
+    sample_batch,
+    train_content,
+    train_step,
+)
+
+
+def write_photos(folder: Path, count: int = 6, side: int = 140) -> Path:
+    """Smooth synthetic photos (colour gradients and a disc), ``count`` PNGs of ``side``²."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:side, 0:side] / side
+    for i in range(count):
+        a = rng.uniform(0.2, 1.0, 3)
+        img = np.stack([a[0] * yy, a[1] * xx, a[2] * (1 - yy)], axis=-1)
+        img[(yy - 0.5) ** 2 + (xx - rng.uniform(0.3, 0.7)) ** 2 < 0.03] = rng.uniform(0, 1, 3)
+        Image.fromarray((img * 255).astype(np.uint8)).save(folder / f"{i:02d}.png")
+    return folder
+
+
+def options(data: Path, out: Path, **kw: object) -> argparse.Namespace:
+    base = {"data": str(data), "out": str(out), "val_data": str(data), "steps": 4,
+            "batch_size": 2, "lr": 1e-3, "val_every": 2, "max_minutes": None,
+            "device": "cpu", "seed": 0, "quiet": True, "width": 4}
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+def checkpoint_state(out: Path) -> dict:
+    return torch.load(out / "checkpoint.pt", weights_only=False)
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    ca, cb = checkpoint_state(a), checkpoint_state(b)
+    assert ca["step"] == cb["step"]
+    for part in ("model", "disc"):
+        for key, value in ca[part].items():
+            assert torch.equal(value, cb[part][key]), (part, key)
+    assert torch.equal(ca["opt_g"]["state"][0]["exp_avg"], cb["opt_g"]["state"][0]["exp_avg"])
+
+
+def test_training_masks() -> None:
+    assert centre_square_mask(128, 64).mean() == 0.25
+    assert centre_square_mask(128, 64)[32:96, 32:96].all()
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        area = random_stroke_mask(rng).mean()
+        assert 0.1 <= area <= 0.6
+        assert random_block_mask(rng).any()
+        assert random_training_mask(rng).shape == (128, 128)
+    a = [random_training_mask(np.random.default_rng(3)) for _ in range(2)]
+    assert np.array_equal(a[0], a[1])
+
+
+def test_sample_batch() -> None:
+    photos = np.random.default_rng(0).integers(0, 256, (5, 150, 150, 3), dtype=np.uint8)
+    images, masks = sample_batch(photos, 3, np.random.default_rng(0))
+    assert images.shape == (3, 3, 128, 128) and masks.shape == (3, 1, 128, 128)
+    assert 0 <= float(images.min()) and float(images.max()) <= 1
+    assert set(masks.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_learning_rate_schedule() -> None:
+    assert learning_rate(1.0, 0, 100) == 1.0
+    assert learning_rate(1.0, 69, 100) == 1.0
+    assert learning_rate(1.0, 100, 100) == pytest.approx(0.1)
+
+
+def test_steps_lower_the_loss(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    photos = np.stack([np.asarray(Image.open(p)) for p in
+                       sorted(write_photos(tmp_path / "photos").iterdir())])
+    images, masks = sample_batch(photos, 4, np.random.default_rng(0))
+    model, disc = ContentNet(width=8), Discriminator(width=4)
+    opt_g = torch.optim.Adam(model.parameters(), lr=2e-3)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=2e-3)
+    losses = [train_step(model, disc, opt_g, opt_d, images, masks).rec for _ in range(30)]
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+
+
+def test_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(NPSError, match="not found"):
+        train_content(options(tmp_path / "missing", tmp_path / "out"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(NPSError, match="no images"):
+        train_content(options(tmp_path / "empty", tmp_path / "out"))
+    photos = write_photos(tmp_path / "photos", count=1)
+    with pytest.raises(NPSError):
+        train_content(options(photos, tmp_path / "out", val_data=str(tmp_path / "nope")))
+    with pytest.raises(NPSError):
+        train_content(options(photos, tmp_path / "out", steps=0))
+
+
+def test_run_exports_weights_and_log(tmp_path: Path) -> None:
+    photos = write_photos(tmp_path / "photos")
+    weights = train_content(options(photos, tmp_path / "run"))
+    assert weights == tmp_path / "run" / "content_net.pt"
+    prior = NetworkPrior.from_file(weights, torch.device("cpu"))
+    assert prior.model.width == 4
+    log = (tmp_path / "run" / "log.jsonl").read_text()
+    records = [json.loads(line) for line in log.splitlines()]
+    assert [r["step"] for r in records if "val_hole_psnr" in r] == [2, 4]
+    assert records[-1]["event"] == "done"
+
+
+def test_resume_after_max_minutes_equals_uninterrupted(tmp_path: Path) -> None:
+    photos = write_photos(tmp_path / "photos")
+    train_content(options(photos, tmp_path / "whole", steps=5))
+    for expected_step in (1, 2, 3, 4, 5):  # max_minutes=0: one step per call
+        train_content(options(photos, tmp_path / "pieces", steps=5, max_minutes=0))
+        assert checkpoint_state(tmp_path / "pieces")["step"] == expected_step
+        assert (tmp_path / "pieces" / "content_net.pt").exists()
+    assert_same_run(tmp_path / "whole", tmp_path / "pieces")
+    whole = (tmp_path / "whole" / "content_net.pt").read_bytes()
+    assert whole == (tmp_path / "pieces" / "content_net.pt").read_bytes()
+
+
+def test_interrupt_checkpoints_and_resumes(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    photos = write_photos(tmp_path / "photos")
+    train_content(options(photos, tmp_path / "whole", steps=4, val_every=3))
+    calls = []
+
+    def interrupting_step(*args: object) -> train_mod.Losses:
+        losses = train_step(*args)  # type: ignore[arg-type]
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return losses
+
+    monkeypatch.setattr(train_mod, "train_step", interrupting_step)
+    with pytest.raises(KeyboardInterrupt):
+        train_content(options(photos, tmp_path / "split", steps=4, val_every=3))
+    assert checkpoint_state(tmp_path / "split")["step"] == 2
+    monkeypatch.setattr(train_mod, "train_step", train_step)
+    train_content(options(photos, tmp_path / "split", steps=4, val_every=3))
+    assert_same_run(tmp_path / "whole", tmp_path / "split")
+
+
+def test_deferred_interrupts() -> None:
+    with deferred_interrupts() as received:
+        os.kill(os.getpid(), signal.SIGINT)
+    assert received == [signal.SIGINT]
