@@ -87,7 +87,7 @@ def in_shard(rel: PurePosixPath, index: int, count: int) -> bool:
     The share is a stable hash of the relative path, so it does not depend on the machine,
     the Python version or which other photos are in the archive.
     """
-    digest = hashlib.sha256(rel.as_posix().encode("utf-8")).digest()
+    digest = hashlib.sha256(os.fsencode(rel.as_posix())).digest()
     return int.from_bytes(digest[:8], "big") % count == index - 1
 
 
@@ -112,7 +112,7 @@ def _scan_folder(folder: Path, recursive: bool) -> list[Path]:
 def _read_list(list_file: Path) -> list[Path]:
     """Paths in a text file, one a line; blank and ``#`` lines ignored; relative to its folder."""
     try:
-        lines = list_file.read_text(encoding="utf-8").splitlines()
+        lines = list_file.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as err:
         raise NPSError(f"could not read the list of photos {list_file}: {err}") from None
     entries = (line.strip() for line in lines)
@@ -359,7 +359,9 @@ class Report:
             pass
 
     def write(self, record: Record) -> None:
-        self._file.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+        """Append ``record``; a file name that is not UTF-8 is kept as ``\\udcXX`` escapes."""
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        self._file.write(line.encode("utf-8", "backslashreplace"))
 
     def __enter__(self) -> Report:
         return self

@@ -28,7 +28,8 @@ class InpaintConfig:
 
     # --- pyramid and optimiser -------------------------------------------------------------
     coarse_size: int = 128
-    """Side of the context window at the coarsest pyramid level, in pixels."""
+    """Side of the context window at the coarsest pyramid level, in pixels; also the smallest
+    context window, so small holes still have known patches around them."""
     iterations: tuple[int, ...] = (60, 40, 20)
     """L-BFGS iterations per level, coarse to fine; the last entry repeats for extra levels."""
     lbfgs_history: int = 25

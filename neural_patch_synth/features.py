@@ -104,7 +104,7 @@ class VGGFeatures(nn.Module):
         self.eval()
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = (x - self.mean) / self.std
+        x = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
         out = {}
         for name, module in zip(self.names, self.body, strict=True):
             x = module(x)
@@ -150,7 +150,8 @@ def load_vgg(layers: tuple[str, ...], weights: str | os.PathLike | None = None,
         raise NPSError(f"could not read VGG-19 weights {path}: {err}") from None
     if not isinstance(state, dict) or "features.0.weight" not in state:
         raise NPSError(f"{path} is not a VGG-19 state dict with torchvision's keys")
-    return VGGFeatures(layers, state, source=str(path)).to(device)
+    vgg = VGGFeatures(layers, state, source=str(path))
+    return vgg.to(device=device, memory_format=torch.channels_last)  # ~20 % faster convs
 
 
 def pool_mask(mask: torch.Tensor, stride: int) -> torch.Tensor:

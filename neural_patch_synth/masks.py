@@ -43,14 +43,15 @@ def bounding_box(mask: np.ndarray) -> Box:
     return Box(int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1)
 
 
-def context_window(box: Box, shape: tuple[int, int], context: float) -> Box:
-    """Square window of side ``context × max(box side)`` centred on ``box``.
+def context_window(box: Box, shape: tuple[int, int], context: float, min_side: int = 0) -> Box:
+    """Square window of side ``context × max(box side)`` (at least ``min_side``) centred on
+    ``box``.
 
     Shifted to stay inside an image of ``shape = (H, W)``, and clipped where the image is
     smaller than the window.
     """
     height, width = shape
-    side = int(round(context * max(box.height, box.width)))
+    side = max(min_side, int(round(context * max(box.height, box.width))))
 
     def span(lo: int, hi: int, limit: int) -> tuple[int, int]:
         size = min(max(side, hi - lo), limit)
@@ -71,11 +72,11 @@ class HoleGroup:
     mask: np.ndarray  # (h, w) bool, True = hole, over ``window``
 
 
-def hole_groups(mask: np.ndarray, context: float) -> list[HoleGroup]:
+def hole_groups(mask: np.ndarray, context: float, min_side: int = 0) -> list[HoleGroup]:
     """Split an ``(H, W)`` bool hole mask into groups processed independently.
 
-    Each connected hole gets a context window; holes whose windows overlap are merged, until no
-    window holds another group's holes. Far-apart holes thus cost only their own neighbourhood.
+    Each connected hole gets a context window (:func:`context_window`); holes whose windows
+    overlap are merged, until no window holds another group's holes. Far-apart holes thus cost only their own neighbourhood.
     """
     labels, count = ndimage.label(mask, structure=np.ones((3, 3), bool))
     boxes = [Box(s[0].start, s[0].stop, s[1].start, s[1].stop)
@@ -84,7 +85,7 @@ def hole_groups(mask: np.ndarray, context: float) -> list[HoleGroup]:
     merged = True
     while merged:
         merged = False
-        windows = [context_window(b, mask.shape, context) for b in boxes]
+        windows = [context_window(b, mask.shape, context, min_side) for b in boxes]
         for i in range(len(boxes)):
             for j in range(i + 1, len(boxes)):
                 if windows[i].intersects(boxes[j]) or windows[j].intersects(boxes[i]):
@@ -97,7 +98,7 @@ def hole_groups(mask: np.ndarray, context: float) -> list[HoleGroup]:
                 break
     groups = []
     for box, labs in zip(boxes, members, strict=True):
-        window = context_window(box, mask.shape, context)
+        window = context_window(box, mask.shape, context, min_side)
         groups.append(HoleGroup(window, np.isin(labels[window.slices()], labs)))
     return groups
 

@@ -147,7 +147,7 @@ class Synthesizer:
             torch.manual_seed(self.config.seed)
             np.random.seed(self.config.seed)
         out = image.clone()
-        groups = hole_groups(mask.cpu().numpy(), self.config.context)
+        groups = hole_groups(mask.cpu().numpy(), self.config.context, self.config.coarse_size)
         for i, group in enumerate(groups):
             win = group.window
             crop = image[win.y0:win.y1, win.x0:win.x1].permute(2, 0, 1)[None].to(self.device)
@@ -219,7 +219,10 @@ class Synthesizer:
             fh, fw = x.shape[-2] // s, x.shape[-1] // s
             if fh < size or fw < size:
                 continue
-            reach = F.max_pool2d(hole, 2 * (rf // 2) + 1, 1, rf // 2)
+            # a feature is dominated by the centre of its receptive field: one whose central
+            # half misses the hole counts as known (the full field would leave small holes
+            # no known patch at all)
+            reach = F.max_pool2d(hole, 2 * (rf // 4) + 1, 1, rf // 4)
             dirty = pool_mask(reach, s)[0, 0, :fh, :fw] > 0.5
             stride = cfg.known_stride
             known = patch_centres(~dirty, size, stride)

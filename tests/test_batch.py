@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -131,7 +132,7 @@ def test_mixed_archive(archive, tmp_path, capsys):
     b_in, b_out = np.asarray(_open(photos / "b.png")), np.asarray(_open(out / "b.png"))
     hole = np.asarray(_open(masks / "b.png")) > 0
     assert np.array_equal(b_in[~hole], b_out[~hole]) and not np.array_equal(b_in, b_out)
-    assert np.asarray(_open(out / "alpha.png")).shape == (36, 36, 3)
+    assert (np.asarray(_open(out / "alpha.png").convert("RGBA"))[..., 3] == 255).all()
 
 
 def test_resume_after_kill(archive, tmp_path):
@@ -284,6 +285,18 @@ def test_usage_errors(problem, archive, tmp_path, capsys):
     extra = ["--workers", "0"] if problem == "workers" else []
     assert _batch(*args, tmp_path / "out", *extra) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_names_that_are_not_utf8(tmp_path):
+    photos, masks = tmp_path / "photos", tmp_path / "masks"
+    name = os.fsdecode(b"caf\xe9.png")  # a Latin-1 name from an old archive
+    _save(photos / name, _photo(24, 24, 1))
+    _mask(masks / name, 24, 24)
+    listing = tmp_path / "list.txt"
+    listing.write_text("\ufeffphotos/b.png\n", encoding="utf-8")  # BOM from a Windows editor
+    assert batch.find_inputs(str(listing), False).files == [photos / "b.png"]
+    assert _batch(photos, masks, tmp_path / "out") == 0
+    assert _statuses(_records(tmp_path / "out" / "nps-report.jsonl", photos)) == {name: "done"}
 
 
 def test_two_workers(tmp_path):

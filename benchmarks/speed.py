@@ -1,0 +1,156 @@
+"""Speed figure: one 512² photo with a 256² centre hole, end to end, with a per-part breakdown.
+
+    python -m benchmarks.speed [--image PATH] [--size 512] [--device cpu] [--threads N]
+
+Parts (seconds, summed over levels): prior; VGG forward (all forward passes, with and without
+gradient); loss + backward (the rest of the loss evaluations: patch gathering, loss terms and the
+backward passes through VGG); patch search (FAISS / torch); optimiser overhead (L-BFGS's own
+work: two-loop recursion, line search bookkeeping); other (pyramid, compositing, set-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from neural_patch_synth import Inpainter
+from neural_patch_synth import synthesis as synth_mod
+from neural_patch_synth.patches import PatchIndex
+
+DATA = Path(os.environ.get("NPS_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+class Clock:
+    """Wall-clock totals per named part; ``wrap`` times a callable, ``part`` a block."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.totals: dict[str, float] = defaultdict(float)
+        self.device = device
+
+    def sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    @contextmanager
+    def part(self, name: str):
+        self.sync()
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.sync()
+            self.totals[name] += time.perf_counter() - start
+
+    def wrap(self, owner, attr: str, name: str) -> None:
+        original = getattr(owner, attr)
+
+        def timed(*args, **kwargs):
+            with self.part(name):
+                return original(*args, **kwargs)
+
+        setattr(owner, attr, timed)
+
+
+def centre_case(image_path: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A ``size``² centre crop of the photo and a centred hole of half its side."""
+    img = np.asarray(Image.open(image_path).convert("RGB"))
+    h, w, _ = img.shape
+    if min(h, w) < size:
+        raise SystemExit(f"{image_path} is smaller than {size}px")
+    y, x = (h - size) // 2, (w - size) // 2
+    img = np.ascontiguousarray(img[y:y + size, x:x + size])
+    mask = np.zeros((size, size), bool)
+    mask[size // 4: 3 * size // 4, size // 4: 3 * size // 4] = True
+    return img, mask
+
+
+def measure(img: np.ndarray, mask: np.ndarray, **options) -> dict:
+    """Run the engine once on ``img``/``mask``; return the timing breakdown and hole PSNR."""
+    nps = Inpainter(progress=False, **options)
+    clock = Clock(nps.device)
+    syn = nps.synthesizer
+    in_loss = [False]
+    clock.wrap(syn, "run_prior", "prior")
+    if syn.vgg is not None:
+        forward = syn.vgg.forward
+
+        def timed_forward(x):
+            with clock.part("vgg_forward_in_loss" if in_loss[0] else "vgg_forward_other"):
+                return forward(x)
+
+        syn.vgg.forward = timed_forward
+    originals = (synth_mod.LevelProblem.loss, synth_mod.LevelProblem.step, PatchIndex.search)
+
+    def loss(self):
+        in_loss[0] = True
+        try:
+            with clock.part("loss_evaluations"):
+                return originals[0](self)
+        finally:
+            in_loss[0] = False
+
+    def step(self, iterations):
+        with clock.part("optimiser_steps"):
+            return originals[1](self, iterations)
+
+    def search(self, queries):
+        with clock.part("patch_search"):
+            return originals[2](self, queries)
+
+    synth_mod.LevelProblem.loss, synth_mod.LevelProblem.step, PatchIndex.search = (
+        loss, step, search)
+    try:
+        start = time.perf_counter()
+        out = nps(img, mask)
+        total = time.perf_counter() - start
+    finally:
+        synth_mod.LevelProblem.loss, synth_mod.LevelProblem.step, PatchIndex.search = originals
+    t = clock.totals
+    parts = {
+        "prior_s": t["prior"],
+        "vgg_forward_s": t["vgg_forward_in_loss"] + t["vgg_forward_other"],
+        "loss_and_vgg_backward_s": t["loss_evaluations"] - t["vgg_forward_in_loss"],
+        "patch_search_s": t["patch_search"],
+        "optimiser_overhead_s": t["optimiser_steps"] - t["loss_evaluations"],
+    }
+    parts["other_s"] = total - sum(parts.values())
+    mse = np.mean((out[mask].astype(float) - img[mask].astype(float)) ** 2)
+    mean_fill = np.mean((img[~mask].mean(0) - img[mask].astype(float)) ** 2)
+    return {"total_s": total, **parts, "hole_psnr_db": 10 * np.log10(255**2 / mse),
+            "mean_fill_psnr_db": 10 * np.log10(255**2 / mean_fill)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image", type=Path, default=DATA / "kodak" / "kodim08.png")
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    parser.add_argument("--options", default="{}", help="InpaintConfig fields as JSON")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not args.image.is_file():
+        raise SystemExit(f"photo not found: {args.image} (set NPS_DATA or --image)")
+    img, mask = centre_case(args.image, args.size)
+    result = measure(img, mask, device=args.device, **json.loads(args.options))
+    result.update(image=args.image.name, size=args.size, device=args.device,
+                  threads=torch.get_num_threads())
+    for key, value in result.items():
+        print(f"{key:>22}: {value:.2f}" if isinstance(value, float) else f"{key:>22}: {value}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
