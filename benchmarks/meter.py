@@ -3,16 +3,20 @@
 Memory is the *extra* memory a call needed, in MiB:
 
 - CPU: peak resident set size during the call minus the resident size before it. Linux only:
-  the peak (``VmHWM``) is reset through ``/proc/self/clear_refs`` before the call. It sees
-  every allocator (torch, faiss, OpenCV, numpy), unlike ``tracemalloc``; memory the process
-  already held from earlier calls and reuses is not counted again, so it is a lower bound for
-  a fresh process. None where ``/proc`` is unavailable.
+  freed heap memory is first handed back to the system (``gc.collect``, glibc
+  ``malloc_trim``), then the peak (``VmHWM``) is reset through ``/proc/self/clear_refs``. It
+  sees every allocator (torch, faiss, OpenCV, numpy), unlike ``tracemalloc``. Memory the
+  process keeps between calls (loaded weights, caches) is not counted, and what glibc cannot
+  hand back is reused uncounted, so it is a lower bound for a fresh process. None where
+  ``/proc`` is unavailable.
 - CUDA: ``torch.cuda.max_memory_allocated`` after resetting the peak (tensors only, not the
   caching allocator's reserve or the CUDA context).
 """
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +35,12 @@ def _status_kib(field: str) -> int:
 
 
 def _reset_peak_rss() -> int | None:
-    """Reset the peak RSS to the current RSS; returns the current RSS (KiB) or None."""
+    """Trim the heap, reset the peak RSS to the current RSS; returns that RSS (KiB) or None."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
     try:
         CLEAR_REFS.write_text("5")
         return _status_kib("VmRSS")

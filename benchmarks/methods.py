@@ -35,7 +35,8 @@ class Method:
 
     @property
     def description(self) -> str:
-        return (self.fn.__doc__ or "").strip().split("\n")[0]
+        """First paragraph of the function's docstring, on one line."""
+        return " ".join((self.fn.__doc__ or "").strip().split("\n\n")[0].split())
 
 
 METHODS: dict[str, Method] = {}
@@ -110,7 +111,8 @@ NPS = "neural_patch_synth.synthesis"
 
 @method("nps", needs=(NPS,), check=_nps_check(), gpu=True)
 def nps(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """nps, default settings (content prior: network when shipped, else smooth)."""
+    """nps with the suite's settings (prior auto: the content network when shipped, else
+    smooth)."""
     return _nps(image, mask)
 
 

@@ -80,7 +80,7 @@ def dataset_tables(rows: list[Row], methods: Sequence[str]) -> list[str]:
         images = {r["image"] for r in sub}
         sizes = sorted({f"{r['width']}×{r['height']}" for r in sub})
         hole = 100 * np.mean([r["hole"] for r in sub])
-        lines += ["", f"### {dataset}: {len(images)} photos, {', '.join(sizes)}, "
+        lines += ["", f"### {dataset}: {len(images)} photo(s), {', '.join(sizes)}, "
                       f"mean hole {hole:.1f} % of the photo", ""]
         present = [m for m in methods if any(r["method"] == m for r in sub)]
         groups = {m: {key: [r[key] for r in sub if r["method"] == m and r.get(key) is not None]
@@ -153,12 +153,21 @@ def speed_tables(speed: list[Row]) -> list[str]:
     return lines
 
 
+def _options(options: dict[str, Any] | str) -> str:
+    """``{"iterations": [20, 10, 5]}`` → ``iterations=(20, 10, 5)`` (``defaults`` stays)."""
+    if isinstance(options, str):
+        return options
+    return ", ".join(f"{k}={tuple(v) if isinstance(v, list) else v}" for k, v in options.items())
+
+
 def write_summary(path: Path, meta: dict[str, Any], rows: list[Row], speed: list[Row],
                   methods: Sequence[str], notes: Sequence[str]) -> None:
     lines = [f"# nps bench: {meta['suite']} suite", "",
              f"{meta['finished']}; device {meta['device']} ({meta['cpu']}); torch "
-             f"{meta['torch']}; this invocation took {meta['wall_s'] / 60:.1f} min.",
-             f"nps settings: {meta['nps']}; content prior for `auto`: {meta['content_prior']}.",
+             f"{meta['torch']}; this invocation took {meta['wall_s'] / 60:.1f} min (1-minute load "
+             f"average {meta['load'][0]} at its start, {meta['load'][1]} at its end).",
+             f"nps settings: {_options(meta['nps'])}; content prior for `auto`: "
+             f"{meta['content_prior']}.",
              "", "Mean ± std over photos (no ± for a single photo); best mean per column in bold. "
              "L1 % / L2 %: mean absolute / squared error of the hole pixels in [0, 1], × 100; PSNR "
              "over the hole pixels; SSIM (Gaussian, σ 1.5) on the hole's bounding box; s / image: "

@@ -49,14 +49,18 @@ class Suite:
     """Square sizes of the patch-search backend runs."""
     nps: dict[str, Any] = field(default_factory=dict)
     """InpaintConfig options every nps method uses in this suite (empty: the defaults)."""
+    skip: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Method → data sets it is not run on in this suite (to keep within the time budget)."""
     pictures: int = 2
     """Comparison pictures per data set."""
 
 
 SUITES = {
-    # About 20 minutes on 2 CPU cores: see the README's benchmark section.
+    # Within about 20 minutes on 2 CPU cores: a third of the default L-BFGS iterations, and the
+    # second full nps run (smooth-prior ablation) only on the centre holes.
     "quick": Suite(kodak_centre=3, per_category=1, scenes=20, sizes=(256, 512),
-                   search_sizes=(256, 512)),
+                   search_sizes=(256, 512), nps={"iterations": (20, 10, 5)},
+                   skip={"nps-smooth-prior": ("kodak-irregular",)}),
     # All 24 Kodak photos centre + 24 irregular (4 per category), 200 scenes; 256² … 2048².
     "full": Suite(kodak_centre=None, per_category=4, scenes=200, sizes=(256, 512, 1024, 2048),
                   search_sizes=(256, 512, 1024, 2048), pictures=3),
@@ -129,11 +133,12 @@ def fill_row(m: Method, case: Case, image: np.ndarray, mask: np.ndarray, cuda: b
     return {**row, **hole_metrics(result, image, mask), "seconds": seconds, "peak_mb": peak}
 
 
-def run_quality(cases: Sequence[Case], methods: dict[str, Method], out: Path,
+def run_quality(cases: Sequence[Case], methods: dict[str, Method], out: Path, suite: Suite,
                 pictures: Sequence[Case], cuda: bool, quiet: bool) -> None:
     """Every method on every case, skipping those already in ``OUT/rows.jsonl``."""
     done = {(r["method"], r["dataset"], r["image"], r["mask"]) for r in read_jsonl(out / ROWS)}
-    todo = [(c, m) for c in cases for m in methods if (m, *c.key) not in done]
+    todo = [(c, m) for c in cases for m in methods
+            if (m, *c.key) not in done and c.dataset not in suite.skip.get(m, ())]
     keep = {c.key for c in pictures}
     loaded: tuple[Case, np.ndarray, np.ndarray] | None = None
     with tqdm(todo, desc="bench", unit="fill", disable=quiet, dynamic_ncols=True) as bar:
@@ -213,6 +218,7 @@ def vgg_weights(root: Path) -> str | None:
 def check_run(out: Path, setup: dict[str, Any]) -> None:
     """Refuse to mix results of a different suite or nps setup into one output folder."""
     path = out / RUN
+    setup = json.loads(json.dumps(setup))  # as stored: tuples become lists
     if path.exists():
         old = json.loads(path.read_text())
         if old != setup:
@@ -232,16 +238,16 @@ def benchmark(cases: Sequence[Case], methods: dict[str, Method], out: Path, suit
 
     Returns 0, or 1 when some fill failed (listed in the summary).
     """
-    started = time.perf_counter()
+    started, load = time.perf_counter(), os.getloadavg()[0]
     cuda = device.startswith("cuda")
     pictures = picture_cases(cases, suite.pictures)
-    run_quality(cases, methods, out, pictures, cuda, quiet)
+    run_quality(cases, methods, out, suite, pictures, cuda, quiet)
     run_speed(root, suite, methods, out, device, quiet)
     names = list(methods)
     keys = {c.key for c in cases}
     rows = [r for r in read_jsonl(out / ROWS)
             if r["method"] in methods and (r["dataset"], r["image"], r["mask"]) in keys]
-    speed = [r for r in read_jsonl(out / SPEED) if r.get("method") in (None, *methods)]
+    speed = [r for r in read_jsonl(out / SPEED) if (r.get("method") or "nps") in methods]
     meta = {
         **json.loads((out / RUN).read_text()),
         "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -249,6 +255,7 @@ def benchmark(cases: Sequence[Case], methods: dict[str, Method], out: Path, suit
         "cpu": f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} "
                "torch threads",
         "wall_s": time.perf_counter() - started,
+        "load": [round(load, 2), round(os.getloadavg()[0], 2)],
         "methods": {n: m.description for n, m in methods.items()},
         "nps_config": asdict(nps_config()) if "nps" in methods else None,
     }
@@ -273,6 +280,8 @@ def run_bench(args: argparse.Namespace) -> int:
     configure_nps(device=device, vgg_weights=vgg_weights(root), **suite.nps)
     cases = suite_cases(suite, root)
     methods, notes = select_methods(args.methods)
+    notes += [f"`{m}` is not run on {', '.join(ds)} in the {args.suite} suite (time budget)"
+              for m, ds in suite.skip.items() if m in methods]
     if not methods:
         raise NPSError("none of the chosen methods can run here: " + "; ".join(notes))
     if not args.quiet:

@@ -5,19 +5,28 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+LUMA = (0.299, 0.587, 0.114)
+"""Rec. 601 luma weights: the split between brightness (free detail) and colour."""
+
 
 def content_loss(x: torch.Tensor, ref: torch.Tensor, hole: torch.Tensor, pool: int = 1
                  ) -> torch.Tensor:
     """Mean squared distance to the content reference over the hole.
 
-    ``x``, ``ref``: ``(1, 3, H, W)`` in ``[0, 1]``; ``hole``: ``(1, 1, H, W)`` 0/1. With
-    ``pool > 1`` both are averaged over ``pool × pool`` cells first, so only the structure the
-    coarser level decided is held and finer texture is free.
+    ``x``, ``ref``: ``(1, 3, H, W)`` RGB in ``[0, 1]``; ``hole``: ``(1, 1, H, W)`` 0/1. With
+    ``pool > 1`` the luma is compared after ``pool × pool`` averaging, so only the structure a
+    coarser level decided is held and fine texture is free; the chroma (RGB minus luma) is still
+    compared pixel by pixel, so texture detail cannot drift into colour noise.
     """
-    if pool > 1:
-        x, ref = F.avg_pool2d(x, pool), F.avg_pool2d(ref, pool)
-        hole = F.max_pool2d(hole, pool)
-    return ((x - ref) ** 2 * hole).sum() / (hole.sum() * x.shape[1]).clamp_min(1)
+    n = (hole.sum() * x.shape[1]).clamp_min(1)
+    if pool == 1:
+        return ((x - ref) ** 2 * hole).sum() / n
+    weights = x.new_tensor(LUMA).view(1, 3, 1, 1)
+    luma_x, luma_ref = (x * weights).sum(1, keepdim=True), (ref * weights).sum(1, keepdim=True)
+    chroma = (((x - luma_x) - (ref - luma_ref)) ** 2 * hole).sum() / n
+    small_hole = F.max_pool2d(hole, pool)
+    luma = ((F.avg_pool2d(luma_x, pool) - F.avg_pool2d(luma_ref, pool)) ** 2 * small_hole).sum()
+    return chroma + luma / small_hole.sum().clamp_min(1)
 
 
 def texture_loss(patches: torch.Tensor, targets: torch.Tensor, energy: torch.Tensor

@@ -76,7 +76,8 @@ def hole_groups(mask: np.ndarray, context: float, min_side: int = 0) -> list[Hol
     """Split an ``(H, W)`` bool hole mask into groups processed independently.
 
     Each connected hole gets a context window (:func:`context_window`); holes whose windows
-    overlap are merged, until no window holds another group's holes. Far-apart holes thus cost only their own neighbourhood.
+    overlap are merged, until no window holds another group's holes. Far-apart holes thus cost
+    only their own neighbourhood.
     """
     labels, count = ndimage.label(mask, structure=np.ones((3, 3), bool))
     boxes = [Box(s[0].start, s[0].stop, s[1].start, s[1].stop)

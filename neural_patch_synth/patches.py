@@ -64,6 +64,20 @@ def normalise(vectors: torch.Tensor) -> torch.Tensor:
     return F.normalize(vectors, dim=1, eps=1e-8)
 
 
+def search_vectors(vectors: torch.Tensor, similarity: str, keys: bool) -> torch.Tensor:
+    """Vectors whose largest inner product is the best match under ``similarity``.
+
+    ``"ncc"``: L2-normalised (normalised cross-correlation). ``"l2"``: keys ``[2k, -|k|²]`` and
+    queries ``[q, 1]``, so the inner product is ``2q·k - |k|²`` and its maximum is the nearest
+    key in Euclidean distance. ``(N, D) → (N, D)`` or ``(N, D + 1)``.
+    """
+    if similarity == "ncc":
+        return normalise(vectors)
+    if keys:
+        return torch.cat([2 * vectors, -vectors.pow(2).sum(1, keepdim=True)], dim=1)
+    return torch.cat([vectors, vectors.new_ones(len(vectors), 1)], dim=1)
+
+
 def faiss_available() -> bool:
     return faiss is not None
 

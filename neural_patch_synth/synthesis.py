@@ -21,7 +21,7 @@ from .config import InpaintConfig
 from .features import VGGFeatures, layer_stride, load_vgg, pool_mask, receptive_field
 from .losses import content_loss, texture_loss, tv_loss
 from .masks import hole_groups
-from .patches import PatchIndex, extract_patches, normalise, patch_centres
+from .patches import PatchIndex, extract_patches, patch_centres, search_vectors
 from .prior import Prior
 
 TILE = 384
@@ -242,7 +242,8 @@ class Synthesizer:
                                                                 size))
         return {
             name: LayerMatches(hole_centres[name], keys[name], keys[name].pow(2).mean(),
-                               PatchIndex(normalise(keys[name]), cfg.search, cfg.pca_dim))
+                               PatchIndex(search_vectors(keys[name], cfg.similarity, keys=True),
+                                          cfg.search, cfg.pca_dim))
             for name in known_centres
         }
 
@@ -299,7 +300,8 @@ class LevelProblem:
         centres = {n: m.hole_centres for n, m in self.layers.items()}
         patches = self.synth.gather_patches(self.image().detach(), centres, self.tiles)
         for name, m in self.layers.items():
-            m.targets = m.keys[m.index.search(normalise(patches[name]))]
+            queries = search_vectors(patches[name], self.config.similarity, keys=False)
+            m.targets = m.keys[m.index.search(queries)]
 
     def loss(self) -> torch.Tensor:
         """Evaluate the loss and accumulate its gradient into the variables (tile by tile)."""

@@ -38,3 +38,12 @@ def test_tv_loss_by_hand():
     # pairs: vertical (0,0),(1,0) and horizontal (1,0),(0,1): squared diffs 0,1,1,0 → mean 0.5
     assert tv_loss(x, region).item() == 0.5
     assert tv_loss(torch.zeros(1, 3, 5, 5), region.new_ones(1, 1, 5, 5)).item() == 0
+
+
+def test_content_loss_pooled_still_holds_colour():
+    ref = torch.full((1, 3, 4, 4), 0.5)
+    x = ref.clone()
+    x[:, 0, ::2] += 0.2  # red up on even rows, down on odd: zero mean per cell, but colour noise
+    x[:, 0, 1::2] -= 0.2
+    hole = torch.ones(1, 1, 4, 4)
+    assert content_loss(x, ref, hole, pool=2).item() > 1e-3

@@ -87,3 +87,14 @@ def test_pca_search_recovers_planted_neighbours():
 def test_empty_keys_is_a_clear_error():
     with pytest.raises(NPSError, match="known patches"):
         PatchIndex(torch.zeros(0, 4))
+
+
+def test_l2_search_vectors_find_the_euclidean_nearest():
+    from neural_patch_synth.patches import search_vectors
+
+    gen = torch.Generator().manual_seed(4)
+    keys = torch.randn(500, 12, generator=gen) * torch.rand(500, 1, generator=gen) * 3
+    queries = torch.randn(40, 12, generator=gen)
+    got = nearest_patches(search_vectors(queries, "l2", keys=False),
+                          search_vectors(keys, "l2", keys=True), "torch")
+    assert torch.equal(got, torch.cdist(queries, keys).argmin(dim=1))

@@ -127,3 +127,4 @@ def test_prior_only_and_types(vgg_weights):
     filled = inpaint(rgba, prior="smooth", prior_only=True, progress=False)
     assert filled.shape == (40, 50, 4) and (filled[..., 3] == 255).all()
     assert np.array_equal(filled[..., :3][rgba[..., 3] == 255], rgba[..., :3][rgba[..., 3] == 255])
+
