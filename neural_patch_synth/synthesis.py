@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
@@ -144,8 +143,7 @@ class Synthesizer:
 
     def __call__(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if self.config.seed is not None:
-            torch.manual_seed(self.config.seed)
-            np.random.seed(self.config.seed)
+            torch.manual_seed(self.config.seed)  # the randomised PCA of the patch search
         out = image.clone()
         groups = hole_groups(mask.cpu().numpy(), self.config.context, self.config.coarse_size)
         for i, group in enumerate(groups):
@@ -251,19 +249,17 @@ class Synthesizer:
     def gather_patches(self, x: torch.Tensor, centres: dict[str, torch.Tensor],
                        tiles: list[Tile]) -> dict[str, torch.Tensor]:
         """Raw feature patches at ``centres`` (layer → ``(N, 2)``) of image ``x``, tile by tile."""
-        dims = {}
         out: dict[str, torch.Tensor] = {}
         for tile in tiles:
             feats = self.vgg(x[:, :, tile.y0:tile.y1, tile.x0:tile.x1])
             for name in centres:
                 if name not in out:
-                    dims[name] = feats[name].shape[1] * self.config.patch_size ** 2
-                    out[name] = torch.empty(len(centres[name]), dims[name], device=x.device)
+                    dim = feats[name].shape[1] * self.config.patch_size ** 2
+                    out[name] = torch.empty(len(centres[name]), dim, device=x.device)
                 if len(tile.owned[name]):
                     out[name][tile.owned[name]] = extract_patches(
                         feats[name], tile.local[name], self.config.patch_size)
         return out
-
 
 
 class LevelProblem:
