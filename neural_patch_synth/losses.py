@@ -5,8 +5,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-LUMA = (0.299, 0.587, 0.114)
-"""Rec. 601 luma weights: the split between brightness (free detail) and colour."""
+
+def luma(x: torch.Tensor) -> torch.Tensor:
+    """Brightness of ``(B, 3, H, W)`` RGB as a gray RGB image ``(B, 3, H, W)``.
+
+    The plain channel mean, not Rec. 601 luma: its gradient moves R, G and B equally, so a
+    loss on brightness changes no colour (Rec. 601 weights would push mostly green and tint the
+    result magenta or green).
+    """
+    return x.mean(1, keepdim=True).expand(-1, 3, -1, -1)
 
 
 def content_loss(x: torch.Tensor, ref: torch.Tensor, hole: torch.Tensor, pool: int = 1
@@ -14,19 +21,19 @@ def content_loss(x: torch.Tensor, ref: torch.Tensor, hole: torch.Tensor, pool: i
     """Mean squared distance to the content reference over the hole.
 
     ``x``, ``ref``: ``(1, 3, H, W)`` RGB in ``[0, 1]``; ``hole``: ``(1, 1, H, W)`` 0/1. With
-    ``pool > 1`` the luma is compared after ``pool × pool`` averaging, so only the structure a
-    coarser level decided is held and fine texture is free; the chroma (RGB minus luma) is still
-    compared pixel by pixel, so texture detail cannot drift into colour noise.
+    ``pool > 1`` the brightness (:func:`luma`) is compared after ``pool × pool`` averaging, so
+    only the structure a coarser level decided is held and fine texture is free; the colour
+    (RGB minus brightness) is still compared pixel by pixel, so detail cannot drift into colour
+    noise.
     """
     n = (hole.sum() * x.shape[1]).clamp_min(1)
     if pool == 1:
         return ((x - ref) ** 2 * hole).sum() / n
-    weights = x.new_tensor(LUMA).view(1, 3, 1, 1)
-    luma_x, luma_ref = (x * weights).sum(1, keepdim=True), (ref * weights).sum(1, keepdim=True)
+    luma_x, luma_ref = luma(x), luma(ref)
     chroma = (((x - luma_x) - (ref - luma_ref)) ** 2 * hole).sum() / n
     small_hole = F.max_pool2d(hole, pool)
-    luma = ((F.avg_pool2d(luma_x, pool) - F.avg_pool2d(luma_ref, pool)) ** 2 * small_hole).sum()
-    return chroma + luma / small_hole.sum().clamp_min(1)
+    detail = (F.avg_pool2d(luma_x[:, :1], pool) - F.avg_pool2d(luma_ref[:, :1], pool)) ** 2
+    return chroma + (detail * small_hole).sum() / small_hole.sum().clamp_min(1)
 
 
 def texture_loss(patches: torch.Tensor, targets: torch.Tensor, energy: torch.Tensor

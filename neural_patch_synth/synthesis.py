@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from .config import InpaintConfig
 from .features import VGGFeatures, layer_stride, load_vgg, pool_mask, receptive_field
-from .losses import content_loss, texture_loss, tv_loss
+from .losses import content_loss, luma, texture_loss, tv_loss
 from .masks import hole_groups
 from .patches import PatchIndex, extract_patches, patch_centres, search_vectors
 from .prior import Prior
@@ -245,13 +245,18 @@ class Synthesizer:
             for name in known_centres
         }
 
+    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """VGG features of ``x`` ``(1, 3, h, w)`` for the texture term (of its brightness only
+        when ``config.texture_colour`` is off)."""
+        return self.vgg(x if self.config.texture_colour else luma(x))
+
     @torch.no_grad()
     def gather_patches(self, x: torch.Tensor, centres: dict[str, torch.Tensor],
                        tiles: list[Tile]) -> dict[str, torch.Tensor]:
         """Raw feature patches at ``centres`` (layer → ``(N, 2)``) of image ``x``, tile by tile."""
         out: dict[str, torch.Tensor] = {}
         for tile in tiles:
-            feats = self.vgg(x[:, :, tile.y0:tile.y1, tile.x0:tile.x1])
+            feats = self.features(x[:, :, tile.y0:tile.y1, tile.x0:tile.x1])
             for name in centres:
                 if name not in out:
                     dim = feats[name].shape[1] * self.config.patch_size ** 2
@@ -308,7 +313,7 @@ class LevelProblem:
         total.backward()
         value = total.detach()
         for tile in self.tiles:
-            feats = self.synth.vgg(self.image()[:, :, tile.y0:tile.y1, tile.x0:tile.x1])
+            feats = self.synth.features(self.image()[:, :, tile.y0:tile.y1, tile.x0:tile.x1])
             part = img.new_zeros(())
             for name, m in self.layers.items():
                 if len(tile.owned[name]):
