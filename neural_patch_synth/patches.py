@@ -29,17 +29,16 @@ except ImportError:  # pragma: no cover - depends on the installation
 def extract_patches(feat: torch.Tensor, centres: torch.Tensor, size: int = 3) -> torch.Tensor:
     """Flattened ``size × size`` patches of a feature map around given centres.
 
-    ``feat``: ``(1, C, H, W)``; ``centres``: ``(N, 2)`` long ``(y, x)``, each at least
+    ``feat``: ``(1, C, H, W)``; ``centres``: ``(N, 2)`` long ``(y, x)``, distinct, each at least
     ``size // 2`` from the border. Returns ``(N, C * size * size)`` (channel-major, like
-    ``F.unfold``).
+    ``F.unfold``). Built on ``F.unfold`` so that the backward pass sums overlapping patches in a
+    fixed order (``fold``): gradients, and so ``--seed`` runs, are bit-reproducible on many
+    threads, which scatter-adding the overlaps is not.
     """
     r = size // 2
-    c = feat.shape[1]
-    offsets = torch.arange(-r, r + 1, device=feat.device)
-    ys = (centres[:, 0, None] + offsets[None, :])[:, :, None].expand(-1, size, size)
-    xs = (centres[:, 1, None] + offsets[None, :])[:, None, :].expand(-1, size, size)
-    patches = feat[0][:, ys, xs]  # (C, N, size, size)
-    return patches.permute(1, 0, 2, 3).reshape(len(centres), c * size * size)
+    cols = F.unfold(feat, size)  # (1, C·size², (H - size + 1)·(W - size + 1))
+    index = (centres[:, 0] - r) * (feat.shape[-1] - size + 1) + (centres[:, 1] - r)
+    return cols[0, :, index].T
 
 
 def patch_centres(valid: torch.Tensor, size: int = 3, stride: int = 1) -> torch.Tensor:

@@ -15,24 +15,32 @@ DATA = Path(os.environ.get("NPS_DATA", REPO.parent / "shared" / "data"))
 SHARED_VGG = REPO.parent / "shared" / "weights" / "vgg19_features_to_relu3_1.pth"
 
 
-@pytest.fixture(scope="session")
-def vgg_weights(tmp_path_factory) -> Path:
-    """A VGG-19 weight file up to conv3_1 with fixed random weights (torchvision's keys).
-
-    The engine's mechanics (shapes, matching, gradients, compositing) hold for any weights, so
-    these tests need no download and no ``../shared``.
-    """
+def random_vgg(path: Path, last: str) -> Path:
+    """Write VGG-19 weights up to conv layer ``last`` with fixed random values (torchvision's
+    keys) — the engine's mechanics (shapes, matching, gradients, compositing) hold for any
+    weights, so tests need no download and no ``../shared``."""
     gen = torch.Generator().manual_seed(0)
     state = {}
-    for name, idx, cin in LAYOUT[: [n for n, _, _ in LAYOUT].index("conv3_1") + 1]:
+    for name, idx, cin in LAYOUT[: [n for n, _, _ in LAYOUT].index(last) + 1]:
         if name.startswith("conv"):
-            cout = {1: 64, 2: 128, 3: 256}[int(name[4])]
-            state[f"features.{idx}.weight"] = torch.randn(cout, cin, 3, 3, generator=gen) * (
-                2.0 / (9 * cin)) ** 0.5
+            cout = min(512, 64 * 2 ** (int(name[4]) - 1))
+            std = (2.0 / (9 * cin)) ** 0.5
+            state[f"features.{idx}.weight"] = torch.randn(cout, cin, 3, 3, generator=gen) * std
             state[f"features.{idx}.bias"] = torch.zeros(cout)
-    path = tmp_path_factory.mktemp("weights") / "vgg_random_to_conv3_1.pth"
     torch.save(state, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def vgg_weights(tmp_path_factory) -> Path:
+    """Random VGG-19 weights up to conv3_1, like the offline file."""
+    return random_vgg(tmp_path_factory.mktemp("weights") / "vgg_to_conv3_1.pth", "conv3_1")
+
+
+@pytest.fixture(scope="session")
+def deep_vgg_weights(tmp_path_factory) -> Path:
+    """Random VGG-19 weights up to conv4_1, standing in for torchvision's full file."""
+    return random_vgg(tmp_path_factory.mktemp("weights") / "vgg_to_conv4_1.pth", "conv4_1")
 
 
 @pytest.fixture(scope="session")

@@ -128,3 +128,19 @@ def test_prior_only_and_types(vgg_weights):
     assert filled.shape == (40, 50, 4) and (filled[..., 3] == 255).all()
     assert np.array_equal(filled[..., :3][rgba[..., 3] == 255], rgba[..., :3][rgba[..., 3] == 255])
 
+
+
+def test_deeper_layers_with_a_full_weight_file(deep_vgg_weights):
+    cfg = InpaintConfig(prior="smooth", vgg_weights=str(deep_vgg_weights), progress=False,
+                        layers=("relu3_1", "relu4_1"), iterations=(4,))
+    synth = Synthesizer(cfg, SmoothPrior(), torch.device("cpu"))
+    img = textured(160, 160)
+    mask = np.zeros((160, 160), bool)
+    mask[50:110, 55:105] = True
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+    hole = torch.from_numpy(mask)[None, None].float()
+    layers = synth.prepare_texture(x, hole)
+    assert set(layers) == {"relu3_1", "relu4_1"}
+    assert layers["relu4_1"].keys.shape[1] == 512 * 9
+    out = synth(torch.from_numpy(img.astype(np.float32) / 255), torch.from_numpy(mask))
+    assert torch.equal(out[~torch.from_numpy(mask)], x[0].permute(1, 2, 0)[~torch.from_numpy(mask)])
