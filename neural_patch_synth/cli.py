@@ -140,10 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="folder of training photos")
     p.add_argument("--out", required=True, help="run folder: checkpoints, log, weights")
     p.add_argument("--val-data", help="folder of validation photos")
-    p.add_argument("--steps", type=int, default=20000, help="total optimisation steps")
+    p.add_argument("--steps", type=int, default=8000,
+                   help="total optimisation steps (default: the shipped model's 8000)")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--val-every", type=int, default=500, help="validate every N steps")
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--val-every", type=int, default=250, help="validate every N steps")
     p.add_argument("--max-minutes", type=float,
                    help="stop (with a checkpoint) after this many minutes; rerun to resume")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
