@@ -100,12 +100,20 @@ def _rng(name: str) -> np.random.Generator:
     return np.random.default_rng(zlib.crc32(name.encode()))
 
 
+def subset(items: list[Path], count: int | None, name: str) -> list[Path]:
+    """``count`` items (None: all) drawn with the seed ``name``, in sorted order.
+
+    They are the first ``count`` of a fixed permutation, so a larger count keeps every item of
+    a smaller one: the quick suite's cases are among the full suite's.
+    """
+    order = _rng(name).permutation(len(items))[:count]
+    return sorted(items[i] for i in order)
+
+
 def kodak_centre(root: Path, count: int | None) -> list[Case]:
     """Kodak photos at full size with the centre hole; ``count`` drawn at random (None: all)."""
-    photos = _files(root / "kodak", "*.png")
-    if count is not None and count < len(photos):
-        photos = sorted(_rng("kodak-centre").choice(photos, count, replace=False))
-    return [Case("kodak-centre", p) for p in photos]
+    return [Case("kodak-centre", p)
+            for p in subset(_files(root / "kodak", "*.png"), count, "kodak-centre")]
 
 
 def kodak_irregular(root: Path, per_category: int) -> list[Case]:
@@ -113,16 +121,15 @@ def kodak_irregular(root: Path, per_category: int) -> list[Case]:
 
     Each case gets a different photo while there are photos left; masks are drawn per category.
     """
-    rng = _rng("kodak-irregular")
-    photos = list(rng.permutation(_files(root / "kodak", "*.png")))
+    kodak = _files(root / "kodak", "*.png")
+    photos = [kodak[i] for i in _rng("kodak-irregular").permutation(len(kodak))]
     masks = _files(root / "masks" / "irregular", "*.png")
     cases = []
     for cat, label in enumerate(CATEGORIES):
         pool = [m for m in masks if int(m.stem) // 2000 == cat]
         if not pool:
             raise NPSError(f"no irregular masks of category {label} in {root / 'masks/irregular'}")
-        chosen = rng.choice(pool, min(per_category, len(pool)), replace=False)
-        for mask in sorted(chosen):
+        for mask in subset(pool, per_category, f"irregular-{cat}"):
             photo = photos[len(cases) % len(photos)]
             cases.append(Case("kodak-irregular", photo, mask, label))
     return cases
@@ -130,7 +137,5 @@ def kodak_irregular(root: Path, per_category: int) -> list[Case]:
 
 def scenes(root: Path, count: int) -> list[Case]:
     """``count`` scene validation photos at 128² with the centre 64² hole."""
-    photos = _files(root / "scenes" / "val", "*.jpg")
-    if count < len(photos):
-        photos = sorted(_rng("scenes").choice(photos, count, replace=False))
-    return [Case("scenes-128", p, side=SCENE_SIDE) for p in photos]
+    return [Case("scenes-128", p, side=SCENE_SIDE)
+            for p in subset(_files(root / "scenes" / "val", "*.jpg"), count, "scenes")]
