@@ -119,7 +119,8 @@ def pca_basis(keys: torch.Tensor, dim: int) -> torch.Tensor:
 class PatchIndex:
     """Nearest-patch index over fixed keys, searched many times as the hole changes.
 
-    ``keys``: ``(M, D)`` L2-normalised (see :func:`normalise`). ``backend``: ``"auto"`` (faiss
+    ``keys``: ``(M, D)`` search vectors (see :func:`search_vectors`; L2-normalised for
+    normalised cross-correlation). ``backend``: ``"auto"`` (faiss
     when importable), ``"faiss"`` or ``"torch"``. ``pca_dim``: search a short list of
     :data:`RERANK` candidates in that many principal components, then re-rank it exactly.
     """
@@ -140,7 +141,8 @@ class PatchIndex:
         self._reduced = keys if self.basis is None else keys @ self.basis
 
     def search(self, queries: torch.Tensor) -> torch.Tensor:
-        """``queries``: ``(N, D)`` L2-normalised → ``(N,)`` long index of the most similar key."""
+        """``queries``: ``(N, D)`` search vectors → ``(N,)`` long index of the key with the
+        largest inner product."""
         search = _search_faiss if self.backend == "faiss" else _search_torch
         if self.basis is None:
             return search(queries, self.keys, 1)[:, 0]
