@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -22,11 +21,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from benchmarks.datasets import data_root
 from neural_patch_synth import Inpainter
 from neural_patch_synth import synthesis as synth_mod
+from neural_patch_synth.errors import NPSError
 from neural_patch_synth.patches import PatchIndex
-
-DATA = Path(os.environ.get("NPS_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 class Clock:
@@ -98,16 +97,9 @@ def measure(img: np.ndarray, mask: np.ndarray, **options) -> dict:
         finally:
             in_loss[0] = False
 
-    def step(self, iterations):
-        with clock.part("optimiser_steps"):
-            return originals[1](self, iterations)
-
-    def search(self, queries):
-        with clock.part("patch_search"):
-            return originals[2](self, queries)
-
-    synth_mod.LevelProblem.loss, synth_mod.LevelProblem.step, PatchIndex.search = (
-        loss, step, search)
+    synth_mod.LevelProblem.loss = loss
+    clock.wrap(synth_mod.LevelProblem, "step", "optimiser_steps")
+    clock.wrap(PatchIndex, "search", "patch_search")
     try:
         start = time.perf_counter()
         out = nps(img, mask)
@@ -131,7 +123,8 @@ def measure(img: np.ndarray, mask: np.ndarray, **options) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--image", type=Path, default=DATA / "kodak" / "kodim08.png")
+    parser.add_argument("--image", type=Path,
+                        help="photo (default: kodak/kodim08.png in the benchmark data)")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
@@ -140,11 +133,15 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    if not args.image.is_file():
-        raise SystemExit(f"photo not found: {args.image} (set NPS_DATA or --image)")
-    img, mask = centre_case(args.image, args.size)
+    try:
+        image = args.image or data_root() / "kodak" / "kodim08.png"
+    except NPSError as err:
+        raise SystemExit(f"speed: {err}") from None
+    if not image.is_file():
+        raise SystemExit(f"photo not found: {image} (set NPS_DATA or --image)")
+    img, mask = centre_case(image, args.size)
     result = measure(img, mask, device=args.device, **json.loads(args.options))
-    result.update(image=args.image.name, size=args.size, device=args.device,
+    result.update(image=image.name, size=args.size, device=args.device,
                   threads=torch.get_num_threads())
     for key, value in result.items():
         print(f"{key:>22}: {value:.2f}" if isinstance(value, float) else f"{key:>22}: {value}")
