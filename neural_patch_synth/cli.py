@@ -86,10 +86,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     try:
-        from benchmarks.run import run_bench
+        from .bench.run import run_bench
     except ImportError as err:
-        raise NPSError(f"the benchmark harness is not installed ({err}); "
-                       "run from a checkout installed with pip install -e '.[bench]'") from None
+        raise NPSError(f"the benchmark harness needs the bench extra ({err}); "
+                       "pip install 'neural_patch_synth[bench]'") from None
     return run_bench(args)
 
 
@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", choices=("quick", "full"), default="quick")
     p.add_argument("--out", required=True, help="output folder (results.json, summary.md, ...)")
     p.add_argument("--methods", nargs="+", help="methods to run (default: all available)")
+    p.add_argument("--data", help="data folder (default: $NPS_DATA, else ../shared/data)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_bench)

@@ -10,10 +10,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks import metrics, report, scaling
-from benchmarks.datasets import CATEGORIES, data_root
-from benchmarks.methods import METHODS, Method
-from benchmarks.run import ROWS, SPEED, Suite, read_jsonl, run_bench, run_speed, select_methods
+from neural_patch_synth.bench import metrics, report, scaling
+from neural_patch_synth.bench.datasets import CATEGORIES, data_root
+from neural_patch_synth.bench.methods import METHODS, Method
+from neural_patch_synth.bench.run import (
+    ROWS,
+    SPEED,
+    Suite,
+    read_jsonl,
+    run_bench,
+    run_speed,
+    select_methods,
+)
 from neural_patch_synth.errors import NPSError
 
 

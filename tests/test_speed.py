@@ -1,6 +1,6 @@
 import numpy as np
 
-from benchmarks.speed import measure
+from neural_patch_synth.bench.speed import measure
 from tests.test_synthesis import textured
 
 

@@ -17,7 +17,7 @@ import torch
 from ..errors import NPSError
 from .smooth import SmoothPrior
 
-PRETRAINED = Path(__file__).resolve().parents[2] / "pretrained" / "content_net.pt"
+PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained" / "content_net.pt"
 """The shipped content-network weights (``$NPS_CONTENT_WEIGHTS`` overrides)."""
 
 

@@ -79,14 +79,20 @@ def centre_hole(height: int, width: int) -> np.ndarray:
     return mask
 
 
-def data_root() -> Path:
-    """``$NPS_DATA`` or ``<repo>/../shared/data``; an :class:`NPSError` if it is missing."""
-    env = os.environ.get("NPS_DATA")
-    root = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
-    if not (root / "kodak").is_dir():
-        raise NPSError(f"benchmark data not found at {root} (set NPS_DATA to the folder holding "
-                       "kodak/, masks/irregular/ and scenes/val/)")
-    return root
+def data_root(explicit: str | os.PathLike | None = None) -> Path:
+    """The benchmark data folder: ``explicit``, else ``$NPS_DATA``, else ``shared/data`` beside
+    the source checkout or beside the current folder (``../shared/data``); an :class:`NPSError`
+    naming where it looked if none holds ``kodak/``."""
+    given = explicit or os.environ.get("NPS_DATA")
+    candidates = [Path(given)] if given else [
+        Path(__file__).resolve().parents[3] / "shared" / "data",
+        Path.cwd().parent / "shared" / "data",
+    ]
+    for root in candidates:
+        if (root / "kodak").is_dir():
+            return root
+    raise NPSError(f"benchmark data not found at {candidates[0]} (set NPS_DATA or --data to the "
+                   "folder holding kodak/, masks/irregular/ and scenes/val/)")
 
 
 def _files(folder: Path, pattern: str) -> list[Path]:

@@ -1,6 +1,6 @@
 """Speed figure: one 512² photo with a 256² centre hole, end to end, with a per-part breakdown.
 
-    python -m benchmarks.speed [--image PATH] [--size 512] [--device cpu] [--threads N]
+    python -m neural_patch_synth.bench.speed [--image PATH] [--size 512] [--threads N]
 
 Parts (seconds, summed over levels): prior; VGG forward (all forward passes, with and without
 gradient); loss + backward (the rest of the loss evaluations: patch gathering, loss terms and the
@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchmarks.datasets import data_root
 from neural_patch_synth import Inpainter
 from neural_patch_synth import synthesis as synth_mod
+from neural_patch_synth.bench.datasets import data_root
 from neural_patch_synth.errors import NPSError
 from neural_patch_synth.patches import PatchIndex
 

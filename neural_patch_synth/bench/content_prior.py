@@ -1,6 +1,6 @@
 """Content-prior benchmark: hole PSNR at 128² for the network vs classical fills.
 
-    python -m benchmarks.content_prior --weights pretrained/content_net.pt [--data DIR] [--n N]
+    python -m neural_patch_synth.bench.content_prior [--data DIR] [--n N]
 
 Two tests on ``scenes/val`` (fixed subset, centre 128² crops): a 64² centre hole, and the
 irregular masks of ``masks/irregular`` (512² PNG, white = hole) resized to 128², one row per
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from neural_patch_synth.bench.datasets import data_root
 from neural_patch_synth.errors import NPSError
 from neural_patch_synth.masks import centre_square_mask
 from neural_patch_synth.prior import shipped_weights
@@ -30,16 +30,10 @@ from neural_patch_synth.prior.network import SIZE, NetworkPrior, mean_fill
 from neural_patch_synth.prior.smooth import smooth_fill
 from neural_patch_synth.prior.train import hole_psnr, validation_set
 
-REPO = Path(__file__).resolve().parents[1]
 CATEGORIES = ["1–10 %", "10–20 %", "20–30 %", "30–40 %", "40–50 %", "50–60 %"]
 
 Fill = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``fill(images, masks)``: ``(B, 3, 128, 128)`` in ``[0, 1]``, ``(B, 1, 128, 128)`` 1 = hole."""
-
-
-def data_root(arg: str | None) -> Path:
-    """``--data``, else ``$NPS_DATA``, else ``<repo>/../shared/data``."""
-    return Path(arg or os.environ.get("NPS_DATA") or REPO.parent / "shared" / "data")
 
 
 def telea(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -109,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=200, help="val images (default 200)")
     parser.add_argument("--per-category", type=int, default=50,
                         help="irregular masks per area category (default 50)")
-    parser.add_argument("--json", default=str(REPO / "bench-out" / "content_prior.json"),
+    parser.add_argument("--json", default="bench-out/content_prior.json",
                         help="JSON output path")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     args = parser.parse_args(argv)

@@ -275,7 +275,7 @@ def benchmark(cases: Sequence[Case], methods: dict[str, Method], out: Path, suit
 def run_bench(args: argparse.Namespace) -> int:
     """Entry point of ``nps bench`` (``--suite``, ``--out``, ``--methods``, ``--device``)."""
     suite = SUITES[args.suite]
-    root = datasets.data_root()
+    root = datasets.data_root(getattr(args, "data", None))
     device = resolve_device(args.device)
     out = Path(args.out)
     configure_nps(device=device, vgg_weights=vgg_weights(root), **suite.nps)
