@@ -119,10 +119,12 @@ class LayerMatches:
     """Texture state of one VGG layer at one level: known patches, hole centres, matches."""
 
     hole_centres: torch.Tensor   # (N, 2) feature coordinates of patches overlapping the hole
+    key_centres: torch.Tensor    # (M, 2) feature coordinates of the known patches
     keys: torch.Tensor           # (M, D) raw known patches
     energy: torch.Tensor         # mean squared value of the known patches
     index: PatchIndex
     targets: torch.Tensor | None = None  # (N, D) matched known patch per hole patch
+    found: torch.Tensor | None = None    # (N,) index of that known patch
 
 
 class Synthesizer:
@@ -239,7 +241,8 @@ class Synthesizer:
         keys = self.gather_patches(x, known_centres, make_tiles(known_centres, x.shape[-2:],
                                                                 size))
         return {
-            name: LayerMatches(hole_centres[name], keys[name], keys[name].pow(2).mean(),
+            name: LayerMatches(hole_centres[name], known_centres[name], keys[name],
+                               keys[name].pow(2).mean(),
                                PatchIndex(search_vectors(keys[name], cfg.similarity, keys=True),
                                           cfg.search, cfg.pca_dim))
             for name in known_centres
@@ -302,7 +305,8 @@ class LevelProblem:
         patches = self.synth.gather_patches(self.image().detach(), centres, self.tiles)
         for name, m in self.layers.items():
             queries = search_vectors(patches[name], self.config.similarity, keys=False)
-            m.targets = m.keys[m.index.search(queries)]
+            m.found = m.index.search(queries)
+            m.targets = m.keys[m.found]
 
     def loss(self) -> torch.Tensor:
         """Evaluate the loss and accumulate its gradient into the variables (tile by tile)."""

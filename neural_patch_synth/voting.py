@@ -1,0 +1,322 @@
+"""Patch voting: copy real pixels into the hole, guided by the current estimate.
+
+Expectation-maximisation over patches (Wexler et al. 2007; Newson et al. 2014): every patch
+that overlaps the hole is matched to its nearest *known* patch (a randomised, PatchMatch-style
+search: propagation from neighbours plus random search), then every hole pixel becomes the
+weighted mean of the pixels the overlapping matches put there (:meth:`Voter.vote`), or, for the
+final result, the pixel of the single best-matching patch that covers it
+(:meth:`Voter.best_patch`), so nothing is averaged into blur. Colours and texture thus come from
+the photo itself; the estimate the search starts from decides only *where* they come from.
+
+Images are ``(C, H, W)`` float tensors. Positions are flat indices ``y * W + x``. The distance
+between two patches is the weighted sum of squared differences over ``size × size`` pixels and
+all channels; channels past ``voted`` (e.g. a structure guide) enter the distance but are not
+rewritten by voting.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+CHUNK = 32768
+"""Target patches handled in one block (bounds memory to ``CHUNK × C × size²`` floats)."""
+PCA_SAMPLE = 20000
+"""Source patches sampled to find the descriptor basis."""
+PERCENTILE = 0.75
+"""Voting weights are ``exp(-d / 2σ²)`` with ``σ²`` this quantile of the match distances."""
+
+
+def patch_offsets(size: int, width: int, device: torch.device | None = None) -> torch.Tensor:
+    """Flat offsets ``(size², )`` of a ``size × size`` patch's pixels from its centre."""
+    r = torch.arange(size, device=device) - size // 2
+    return (r[:, None] * width + r[None, :]).reshape(-1)
+
+
+def gather(image: torch.Tensor, centres: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """Patches of ``image`` ``(C, H·W)`` at flat ``centres`` ``(N,)`` → ``(N, C, P)``."""
+    return image[:, centres[:, None] + offsets[None, :]].permute(1, 0, 2)
+
+
+def texture_features(gray: torch.Tensor, radius: int) -> torch.Tensor:
+    """Newson et al.'s texture features of ``gray`` ``(H, W)``: absolute horizontal and vertical
+    differences, box-averaged over ``2·radius + 1`` pixels → ``(2, H, W)``."""
+    g = F.pad(gray[None, None], (1, 1, 1, 1), mode="replicate")[0, 0]
+    dx = (g[1:-1, 2:] - g[1:-1, :-2]).abs() / 2
+    dy = (g[2:, 1:-1] - g[:-2, 1:-1]).abs() / 2
+    feats = torch.stack([dx, dy])[None]
+    k = 2 * radius + 1
+    return F.avg_pool2d(F.pad(feats, (radius,) * 4, mode="replicate"), k, 1)[0]
+
+
+@dataclass
+class Match:
+    """Nearest-neighbour field of a level: source centre and distances per target patch."""
+
+    source: torch.Tensor    # (N,) long flat centres of known patches
+    score: torch.Tensor     # (N,) descriptor distance the search minimised
+    distance: torch.Tensor  # (N,) exact weighted SSD
+
+
+class Voter:
+    """Geometry of one pyramid level: target patches, valid source patches, and the search.
+
+    ``hole``: ``(H, W)`` bool (True = hole); ``size``: odd patch side. Targets are the patch
+    centres (at least ``size // 2`` from the border) whose patch overlaps the hole; sources are
+    those whose patch lies wholly in the known region, optionally only inside ``allowed``
+    ``(H, W)`` bool.
+    """
+
+    def __init__(self, hole: torch.Tensor, size: int, weights: torch.Tensor,
+                 voted: int, generator: torch.Generator, dims: int = 24,
+                 locality: float = 0.0, allowed: torch.Tensor | None = None) -> None:
+        self.height, self.width = hole.shape
+        self.size, self.r = size, size // 2
+        self.device = hole.device
+        self.weights = weights.to(self.device).float()  # (C,) per-channel distance weights
+        self.voted = voted
+        self.generator = generator
+        self.offsets = patch_offsets(size, self.width, self.device)
+        inner = torch.zeros_like(hole)
+        inner[self.r:self.height - self.r, self.r:self.width - self.r] = True
+        h = hole[None, None].float()
+        touches = F.max_pool2d(h, size, 1, self.r)[0, 0] > 0.5
+        valid = ~touches & inner
+        if allowed is not None:
+            valid &= allowed
+        self.valid = valid.reshape(-1)
+        self.sources = torch.nonzero(self.valid)[:, 0]
+        self.targets = torch.nonzero((touches & inner).reshape(-1))[:, 0]
+        self.slot = torch.full((self.height * self.width,), -1, dtype=torch.long,
+                               device=self.device)
+        self.slot[self.targets] = torch.arange(len(self.targets), device=self.device)
+        self.hole = hole.reshape(-1)
+        self.dims = dims
+        self.locality = locality / float(max(self.height, self.width)) ** 2
+        self.basis: torch.Tensor | None = None
+        self.mean = torch.zeros(0, device=self.device)
+
+    # --- distances ----------------------------------------------------------------------
+
+    def exact(self, image: torch.Tensor, targets: torch.Tensor,
+              sources: torch.Tensor) -> torch.Tensor:
+        """Weighted SSD between the patches of ``image`` ``(C, H·W)`` at ``targets`` and at
+        valid ``sources`` (both ``(n,)`` flat) → ``(n,)``."""
+        a = gather(image, targets, self.offsets)
+        b = gather(image, sources, self.offsets)
+        return ((a - b) ** 2).sum(dim=2) @ self.weights
+
+    def describe(self, image: torch.Tensor) -> torch.Tensor:
+        """Short descriptors of every patch of ``image`` ``(C, H, W)`` → ``(H·W, K)``.
+
+        The weighted patch vectors projected on their top ``K`` principal directions (found
+        on the source patches), so that squared descriptor distances approximate the weighted
+        SSD at a fraction of its cost. Rows of positions too close to the border are zero.
+        """
+        c = image.shape[0]
+        scaled = image * self.weights.sqrt()[:, None, None]
+        flat = scaled.reshape(c, -1)
+        if self.basis is None:
+            pick = self.sources
+            if len(pick) > PCA_SAMPLE:
+                pick = pick[torch.randperm(len(pick), generator=self.generator,
+                                           device=self.device)[:PCA_SAMPLE]]
+            sample = gather(flat, pick, self.offsets).reshape(len(pick), -1)
+            self.mean = sample.mean(dim=0)
+            cov = (sample - self.mean).T @ (sample - self.mean) / max(1, len(pick) - 1)
+            _, vecs = torch.linalg.eigh(cov.double())
+            k = min(self.dims, vecs.shape[1])
+            self.basis = vecs[:, -k:].flip(1).float()  # (C·P, K), largest first
+        k = self.basis.shape[1]
+        kernel = self.basis.T.reshape(k, c, self.size, self.size)
+        bias = -(self.mean @ self.basis)
+        out = F.conv2d(scaled[None], kernel, bias, padding=self.r)[0]  # (K, H, W)
+        return out.reshape(k, -1).T.contiguous()
+
+    def far(self, targets: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
+        """Locality penalty ``locality · (distance / side)²`` of copying from ``sources`` to
+        ``targets`` (both ``(n,)`` flat) → ``(n,)``: nearby content is preferred."""
+        if self.locality == 0:
+            return torch.zeros(len(targets), device=self.device)
+        w = self.width
+        dy, dx = targets // w - sources // w, targets % w - sources % w
+        return self.locality * (dy * dy + dx * dx).float()
+
+    def _improve(self, desc: torch.Tensor, match: Match, block: slice,
+                 candidates: torch.Tensor) -> None:
+        """Keep each candidate source ``(n,)`` of the targets in ``block`` whose descriptor is
+        closer; invalid candidates (``-1``, off the source set) are ignored."""
+        ok = (candidates >= 0) & self.valid[candidates.clamp(0, len(self.valid) - 1)]
+        safe = torch.where(ok, candidates, match.source[block])
+        t = self.targets[block]
+        d = (desc[t] - desc[safe]).pow(2).sum(dim=1) + self.far(t, safe)
+        better = ok & (d < match.score[block])
+        match.source[block] = torch.where(better, candidates, match.source[block])
+        match.score[block] = torch.where(better, d, match.score[block])
+
+    # --- search -------------------------------------------------------------------------
+
+    def random_sources(self, n: int) -> torch.Tensor:
+        """``n`` valid source centres drawn uniformly."""
+        pick = torch.randint(len(self.sources), (n,), generator=self.generator,
+                             device=self.device)
+        return self.sources[pick]
+
+    def blocks(self) -> list[slice]:
+        return [slice(s, s + CHUNK) for s in range(0, len(self.targets), CHUNK)]
+
+    def search(self, image: torch.Tensor, iterations: int,
+               start: torch.Tensor | None = None) -> Match:
+        """PatchMatch for the patches of ``image`` ``(C, H, W)``: returns the field and the
+        exact distances.
+
+        ``start``: ``(N,)`` source guesses (e.g. carried from a coarser level; ``-1`` or
+        invalid entries are drawn at random). Each iteration tries, for every target, its four
+        neighbours' sources shifted back (propagation, all targets at once) and random sources
+        around its own at radii halving from the image size to one pixel, plus one anywhere.
+        """
+        desc = self.describe(image)
+        n = len(self.targets)
+        source = self.random_sources(n)
+        if start is not None:
+            ok = (start >= 0) & self.valid[start.clamp(0, len(self.valid) - 1)]
+            source = torch.where(ok, start, source)
+        score = (desc[self.targets] - desc[source]).pow(2).sum(dim=1)
+        score = score + self.far(self.targets, source)
+        match = Match(source, score, score)
+        w = self.width
+        radii = [max(self.height, w) >> k for k in range(max(self.height, w).bit_length())]
+        for _ in range(iterations):
+            for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+                shift = dy * w + dx
+                for b in self.blocks():
+                    t = self.targets[b]
+                    neighbour = self.slot[(t - shift).clamp(0, len(self.slot) - 1)]
+                    cand = match.source[neighbour.clamp_min(0)] + shift
+                    self._improve(desc, match, b, torch.where(neighbour >= 0, cand, -1))
+            for b in self.blocks():
+                self._improve(desc, match, b, self.random_sources(len(self.targets[b])))
+                for rad in radii:
+                    s = match.source[b]
+                    jump = torch.randint(-rad, rad + 1, (2, len(s)), generator=self.generator,
+                                         device=self.device)
+                    y = s // w + jump[0]
+                    x = s % w + jump[1]
+                    inside = (y >= 0) & (y < self.height) & (x >= 0) & (x < w)
+                    self._improve(desc, match, b, torch.where(inside, y * w + x, -1))
+        flat = image.reshape(image.shape[0], -1)
+        match.distance = torch.cat([self.exact(flat, self.targets[b], match.source[b])
+                                    for b in self.blocks()]) + self.far(self.targets, match.source)
+        return match
+
+    # --- reconstruction -----------------------------------------------------------------
+
+    def vote(self, image: torch.Tensor, match: Match) -> torch.Tensor:
+        """Weighted mean of the matched patches' pixels at every hole pixel.
+
+        ``image`` ``(C, H, W)``; returns a copy whose first ``voted`` channels are rewritten
+        in the hole. Weights ``exp(-d / 2σ²)``, ``σ²`` the :data:`PERCENTILE` of the distances.
+        """
+        flat = image.reshape(image.shape[0], -1)
+        c = self.voted
+        finite = match.distance[torch.isfinite(match.distance)]
+        sigma2 = torch.quantile(finite, PERCENTILE).clamp_min(1e-12) if len(finite) else 1.0
+        num = torch.zeros(c, flat.shape[1], device=flat.device, dtype=flat.dtype)
+        den = torch.zeros(flat.shape[1], device=flat.device, dtype=flat.dtype)
+        for b in self.blocks():
+            weight = torch.exp(-match.distance[b] / (2 * sigma2))  # (n,)
+            dest = (self.targets[b][:, None] + self.offsets[None, :]).reshape(-1)
+            src = (match.source[b][:, None] + self.offsets[None, :]).reshape(-1)
+            w = weight[:, None].expand(-1, len(self.offsets)).reshape(-1)
+            num.index_add_(1, dest, flat[:c, src] * w)
+            den.index_add_(0, dest, w)
+        out = flat.clone()
+        fill = self.hole & (den > 0)
+        out[:c, fill] = num[:, fill] / den[fill]
+        return out.reshape(image.shape)
+
+    def best_patch(self, image: torch.Tensor, match: Match
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every hole pixel from the single closest match that covers it (no averaging).
+
+        Returns a copy of ``image`` ``(C, H, W)`` with the first ``voted`` channels rewritten
+        in the hole, and the flat source pixel of every pixel ``(H·W,)`` (``-1`` outside the
+        hole). Ties go to the later target in raster order.
+        """
+        flat = image.reshape(image.shape[0], -1)
+        p = len(self.offsets)
+        dest = (self.targets[:, None] + self.offsets[None, :]).reshape(-1)
+        dist = match.distance[:, None].expand(-1, p).reshape(-1)
+        best = torch.full((flat.shape[1],), math.inf, device=flat.device, dtype=dist.dtype)
+        best.scatter_reduce_(0, dest, dist, reduce="amin")
+        winner = torch.full((flat.shape[1],), -1, dtype=torch.long, device=flat.device)
+        pair = torch.arange(len(dest), device=flat.device)
+        winner.scatter_reduce_(0, dest, torch.where(dist <= best[dest], pair, -1), reduce="amax")
+        fill = self.hole & (winner >= 0)
+        pairs = winner[fill]
+        source = torch.full_like(winner, -1)
+        source[fill] = match.source[pairs // p] + self.offsets[pairs % p]
+        out = flat.clone()
+        out[:self.voted, fill] = flat[:self.voted, source[fill]]
+        return out.reshape(image.shape), source
+
+
+def source_gradients(image: torch.Tensor, source: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Target differences for :func:`~neural_patch_synth.poisson.reconstruct` voted from the
+    copied pixels' own neighbourhoods.
+
+    ``image``: ``(C, H, W)``; ``source``: ``(H·W,)`` flat source pixel per pixel, ``-1`` where
+    the pixel was not copied. An edge between two pixels takes the difference its copied
+    endpoints saw beside their sources (the mean of both when both were copied), so a seam
+    between two copied pieces asks for the difference inside a piece, not the jump between
+    them. Returns ``(C, H, W-1)`` and ``(C, H-1, W)``.
+    """
+    c, h, w = image.shape
+    flat = image.reshape(c, -1)
+    src = source.reshape(h, w)
+
+    def along(dy: int, dx: int) -> torch.Tensor:
+        a = src[: h - dy, : w - dx]  # pixel p, the edge goes to p + (dy, dx)
+        b = src[dy:, dx:]
+        own = image[:, dy:, dx:] - image[:, : h - dy, : w - dx]
+        total = torch.zeros_like(own)
+        count = torch.zeros_like(own[:1])
+        for s, sign, oy, ox in ((a, 1, dy, dx), (b, -1, -dy, -dx)):
+            sy, sx = s.clamp_min(0) // w, s.clamp_min(0) % w
+            ny, nx = sy + oy, sx + ox
+            ok = (s >= 0) & (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
+            there = flat[:, (ny.clamp(0, h - 1) * w + nx.clamp(0, w - 1)).reshape(-1)]
+            here = flat[:, s.clamp_min(0).reshape(-1)]
+            diff = (sign * (there - here)).reshape(c, *s.shape)
+            total += torch.where(ok, diff, 0.0)
+            count += ok.to(own.dtype)
+        return torch.where(count > 0, total / count.clamp_min(1), own)
+
+    return along(0, 1), along(1, 0)
+
+
+def upsample_sources(source: torch.Tensor, targets: torch.Tensor, coarse: tuple[int, int],
+                     fine_targets: torch.Tensor, fine: tuple[int, int]) -> torch.Tensor:
+    """Carry a coarse field to the next finer level (×2): each fine target takes the source of
+    the coarse target under it, scaled ×2 plus its own offset in the 2×2 cell.
+
+    ``source``/``targets``: ``(N,)`` flat at ``coarse`` ``(h, w)``; ``fine_targets``: ``(M,)``
+    flat at ``fine`` ``(H, W)``. Fine targets with no coarse target under them get ``-1``.
+    """
+    ch, cw = coarse
+    fh, fw = fine
+    slot = torch.full((ch * cw,), -1, dtype=torch.long, device=source.device)
+    slot[targets] = torch.arange(len(targets), device=source.device)
+    fy, fx = fine_targets // fw, fine_targets % fw
+    cy = (fy * ch // fh).clamp(0, ch - 1)
+    cx = (fx * cw // fw).clamp(0, cw - 1)
+    under = slot[cy * cw + cx]
+    s = source[under.clamp_min(0)]
+    sy = (s // cw) * fh // ch + (fy - cy * fh // ch)
+    sx = (s % cw) * fw // cw + (fx - cx * fw // cw)
+    ok = (under >= 0) & (sy >= 0) & (sy < fh) & (sx >= 0) & (sx < fw)
+    return torch.where(ok, sy * fw + sx, torch.full_like(sy, -1))
