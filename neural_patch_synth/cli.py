@@ -30,6 +30,15 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
+def _mask_options(p: argparse.ArgumentParser) -> None:
+    """How masks are read, shared by the commands that take masks."""
+    p.add_argument("--invert-mask", action="store_true",
+                   help="fill the mask's black part instead of its white part")
+    p.add_argument("--allow-large-hole", action="store_true",
+                   help="fill a hole covering more than 90 %% of the photo (else refused as "
+                        "probably an inverted mask)")
+
+
 def engine_config(args: argparse.Namespace, progress: bool | None = None):
     """:class:`InpaintConfig` from the shared engine options."""
     from .config import InpaintConfig
@@ -71,7 +80,8 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     mask = load_mask(args.mask, photo.size) if args.mask else None
     if args.box:
         mask = box_mask(args.box, photo.size)
-    result = Inpainter(engine_config(args)).photo(photo, mask)
+    result = Inpainter(engine_config(args)).photo(photo, mask, invert_mask=args.invert_mask,
+                                                  allow_large_hole=args.allow_large_hole)
     save_image(out, result, overwrite=args.overwrite)
     if not args.quiet:
         print(f"wrote {out}", file=sys.stderr)
@@ -108,11 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inpaint", help="fill the hole of one photo")
     p.add_argument("image", help="input photo")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--mask", help="mask image, white / non-zero = hole "
+    where.add_argument("--mask", help="mask image, white (from 50 %% grey up) = hole "
                                       "(default: the photo's transparent pixels)")
     where.add_argument("--box", metavar="X0,Y0,X1,Y1", help="fill this pixel rectangle")
     p.add_argument("-o", "--output", required=True, help="output file; format from extension")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    _mask_options(p)
     _engine_options(p)
     p.set_defaults(func=cmd_inpaint)
 

@@ -22,6 +22,8 @@ from .errors import NPSError
 
 MAX_PIXELS = 150_000_000
 """Largest image (width × height) decoded; larger files are refused as unsafe."""
+LARGE_HOLE = 0.9
+"""Largest share of the image a hole may cover without ``allow_large_hole``."""
 
 JPEG_QUALITY = 95
 SAVE_FORMATS = {
@@ -109,28 +111,54 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Photo:
 
 
 def mask_from_array(mask: np.ndarray) -> np.ndarray:
-    """``(H, W)`` or ``(H, W, C)`` array, non-zero = hole → ``(H, W)`` bool hole mask."""
+    """``(H, W)`` or ``(H, W, C)`` array → ``(H, W)`` bool hole mask (brightest channel counts).
+
+    A pixel is a hole from half of full scale up: ``>= 128`` for uint8 and other integer
+    arrays, ``>= 32768`` for uint16, ``>= 0.5`` for floats (0…1). Bool arrays are taken as they
+    are, and an integer mask holding only 0 and 1 has its 1s as holes. So a mask saved as JPEG
+    does not grow its holes through compression ringing.
+    """
     mask = np.asarray(mask)
     if mask.ndim == 3:
         mask = mask.max(axis=2)
     if mask.ndim != 2:
         raise NPSError(f"mask must be a 2-D array, got shape {mask.shape}")
-    return mask != 0
+    if mask.dtype == bool:
+        return mask
+    if np.issubdtype(mask.dtype, np.floating):
+        return mask >= 0.5
+    if not np.issubdtype(mask.dtype, np.integer):
+        raise NPSError(f"mask must hold numbers, got {mask.dtype}")
+    if mask.size and mask.max() <= 1:
+        return mask == 1
+    return mask >= (32768 if mask.dtype == np.uint16 else 128)
+
+
+def mask_from_pil(img: Image.Image) -> np.ndarray:
+    """Hole mask of a PIL image, thresholded at 50 % as in :func:`mask_from_array`.
+
+    An image with an alpha channel and a uniform colour uses the alpha (opaque = hole); 16-bit,
+    32-bit and float images keep their range (32-bit integers are read as 16-bit).
+    """
+    if "A" in img.mode or (img.mode == "P" and "transparency" in img.info):
+        rgba = np.asarray(img.convert("RGBA"))
+        colour = rgba[..., :3]
+        return mask_from_array(rgba[..., 3] if colour.min() == colour.max() else colour)
+    if img.mode in ("1", "L", "F"):
+        return mask_from_array(np.asarray(img))
+    if img.mode.startswith("I"):
+        return mask_from_array(np.clip(np.asarray(img), 0, 65535).astype(np.uint16))
+    return mask_from_array(np.asarray(img.convert("RGB")))
 
 
 def load_mask(path: str | os.PathLike, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Read a mask file (non-zero / white = hole) as an ``(H, W)`` bool array.
+    """Read a mask file (white = hole, from 50 % grey up; see :func:`mask_from_array`) as an
+    ``(H, W)`` bool array.
 
     ``size`` is the photo's ``(width, height)``; a mask of another size is an error. A mask with
     an alpha channel whose colour is uniform uses the alpha (opaque = hole).
     """
-    img = ImageOps.exif_transpose(_open(path, "mask", MAX_PIXELS))
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        img = img.convert("RGBA")
-        rgb = np.asarray(img.convert("L"))
-        hole = np.asarray(img.getchannel("A")) > 0 if rgb.min() == rgb.max() else rgb != 0
-    else:
-        hole = np.asarray(img.convert("L")) != 0
+    hole = mask_from_pil(ImageOps.exif_transpose(_open(path, "mask", MAX_PIXELS)))
     if size is not None and (hole.shape[1], hole.shape[0]) != tuple(size):
         raise NPSError(
             f"mask is {hole.shape[1]}x{hole.shape[0]} but the image is {size[0]}x{size[1]}: {path}"
@@ -143,12 +171,20 @@ def mask_from_alpha(alpha: np.ndarray) -> np.ndarray:
     return alpha < np.iinfo(alpha.dtype).max
 
 
-def check_mask(mask: np.ndarray) -> None:
-    """Refuse a mask with no hole, or one with no known pixel left to learn from."""
+def check_mask(mask: np.ndarray, allow_large_hole: bool = False) -> None:
+    """Refuse a mask with no hole, one with no known pixel left to learn from, and (unless
+    ``allow_large_hole``) one covering more than :data:`LARGE_HOLE` of the image, which is
+    almost surely inverted."""
     if not mask.any():
         raise NPSError("the mask is empty: no hole to fill (white / non-zero pixels are the hole)")
     if mask.all():
         raise NPSError("the mask covers the whole image: nothing is left to fill the hole from")
+    if mask.mean() > LARGE_HOLE and not allow_large_hole:
+        raise NPSError(
+            f"the mask covers {mask.mean():.0%} of the image, so it is probably inverted (white "
+            "= hole): --invert-mask (invert_mask=True) fills the rest instead, "
+            "--allow-large-hole (allow_large_hole=True) fills it as it is"
+        )
 
 
 def output_format(path: str | os.PathLike) -> str:

@@ -133,3 +133,22 @@ def test_box_option(photo, tmp_path, capsys):
     assert main(["inpaint", str(img_path), "--box", "10,5,300,25", "-o", str(out),
                  "--overwrite", "-q"]) == 2
     assert "not a rectangle inside the 80x64 image" in capsys.readouterr().err
+
+
+def test_inverted_mask_is_refused_with_a_hint(photo, tmp_path, capsys):
+    img_path, _ = photo
+    inverted = np.full((64, 80), 255, np.uint8)
+    inverted[20:30, 30:40] = 0  # a mask drawn the wrong way round: 98 % hole
+    Image.fromarray(inverted).save(tmp_path / "inv.png")
+    out = tmp_path / "o.png"
+    args = ["inpaint", str(img_path), "--mask", str(tmp_path / "inv.png"), "-o", str(out), "-q",
+            "--prior-only", "--prior", "smooth"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "probably inverted" in err and "--invert-mask" in err and not out.exists()
+    assert main([*args, "--invert-mask"]) == 0
+    src, res = np.asarray(Image.open(img_path)), np.asarray(Image.open(out))
+    changed = (src != res).any(axis=2)
+    assert changed.any() and not changed[inverted > 0].any()
+    assert main([*args, "--allow-large-hole", "--overwrite"]) == 0
+    assert (np.asarray(Image.open(out)) != src).any(axis=2)[inverted > 0].mean() > 0.5

@@ -9,6 +9,7 @@ from neural_patch_synth.io import (
     load_image,
     load_mask,
     mask_from_alpha,
+    mask_from_array,
     save_image,
 )
 
@@ -66,7 +67,7 @@ def test_exif_rotation_is_applied(tmp_path):
 
 def test_mask_conventions_and_size(tmp_path):
     m = np.zeros((6, 5), np.uint8)
-    m[1:3, 1:3] = 1  # any non-zero value is hole
+    m[1:3, 1:3] = 1  # a 0/1 mask: its 1s are the hole
     Image.fromarray(m).save(tmp_path / "m.png")
     hole = load_mask(tmp_path / "m.png", (5, 6))
     assert hole.dtype == bool and hole.sum() == 4
@@ -91,3 +92,43 @@ def test_save_is_atomic_and_refuses_overwrite(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["o.jpg"]  # no temp files left
     with pytest.raises(NPSError, match="unknown output extension"):
         save_image(tmp_path / "o.xyz", photo)
+
+
+def test_jpeg_saved_mask_keeps_its_holes(tmp_path):
+    m = np.zeros((64, 80), np.uint8)
+    m[13:41, 21:50] = 255
+    Image.fromarray(m).save(tmp_path / "m.jpg", quality=75)
+    assert (np.asarray(Image.open(tmp_path / "m.jpg")) != 0).sum() > 1.3 * (m > 0).sum()  # ringing
+    assert np.array_equal(load_mask(tmp_path / "m.jpg"), m > 0)
+
+
+def test_mask_threshold_is_half_scale_for_every_kind(tmp_path):
+    deep = np.zeros((4, 6), np.uint16)
+    deep[0] = 300  # faint noise: not a hole
+    deep[1] = 40000
+    Image.fromarray(deep).save(tmp_path / "d.png")
+    assert Image.open(tmp_path / "d.png").mode == "I;16"
+    assert np.array_equal(load_mask(tmp_path / "d.png"), deep >= 32768)
+    real = np.array([[0.2, 0.49, 0.5, 1.0]], np.float32)
+    Image.fromarray(real, "F").save(tmp_path / "f.tif")
+    assert load_mask(tmp_path / "f.tif").tolist() == [[False, False, True, True]]
+    rgba = np.zeros((1, 4, 4), np.uint8)
+    rgba[..., 3] = [0, 100, 128, 255]  # uniform colour: the alpha is the mask
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    assert load_mask(tmp_path / "a.png").tolist() == [[False, False, True, True]]
+    red = np.zeros((1, 3, 3), np.uint8)
+    red[0, 1:, 0] = [100, 200]  # a red-on-black mask: the brightest channel counts
+    Image.fromarray(red).save(tmp_path / "r.png")
+    assert load_mask(tmp_path / "r.png").tolist() == [[False, False, True]]
+    assert mask_from_array(np.array([[0, 100, 200]], np.uint8)).tolist() == [[False, False, True]]
+    assert mask_from_array(np.array([[0, 1, 1]], np.int64)).tolist() == [[False, True, True]]
+    assert mask_from_array(np.array([[0.1, 0.7]])).tolist() == [[False, True]]
+
+
+def test_nearly_full_mask_is_refused_as_inverted():
+    mask = np.ones((10, 10), bool)
+    mask[:3, :3] = False  # 91 % hole
+    with pytest.raises(NPSError, match="91% of the image, so it is probably inverted"):
+        check_mask(mask)
+    check_mask(mask, allow_large_hole=True)
+    check_mask(~mask)
