@@ -70,16 +70,23 @@ def box_mask(spec: str, size: tuple[int, int]):
 
 def cmd_inpaint(args: argparse.Namespace) -> int:
     from .api import Inpainter
-    from .io import load_image, load_mask, output_format, save_image
+    from .io import (
+        check_destination,
+        estimated_size,
+        load_image,
+        load_mask,
+        output_format,
+        save_image,
+    )
 
     out = Path(args.output)
     output_format(out)
-    if out.exists() and not args.overwrite:
-        raise NPSError(f"output exists (use --overwrite to replace it): {out}")
     photo = load_image(args.image)
     mask = load_mask(args.mask, photo.size) if args.mask else None
     if args.box:
         mask = box_mask(args.box, photo.size)
+    check_destination(out, overwrite=args.overwrite, sources=(args.image, args.mask),
+                      needed=estimated_size(photo, output_format(out)))
     result = Inpainter(engine_config(args)).photo(photo, mask, invert_mask=args.invert_mask,
                                                   allow_large_hole=args.allow_large_hole)
     save_image(out, result, overwrite=args.overwrite)
