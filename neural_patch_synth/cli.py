@@ -7,11 +7,23 @@ Exit codes: 0 success; 1 some inputs failed (``batch``) or an unexpected interna
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
 
+from tqdm import tqdm
+
 from .errors import NPSError
+
+
+class _StderrLog(logging.Handler):
+    """The library's log records as ``nps: warning: ...`` (``nps: ...`` below WARNING) lines
+    on stderr, written around progress bars."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        prefix = "nps: warning: " if record.levelno >= logging.WARNING else "nps: "
+        tqdm.write(prefix + record.getMessage(), file=sys.stderr)
 
 
 def _engine_options(p: argparse.ArgumentParser) -> None:
@@ -28,6 +40,8 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vgg-weights", help="VGG-19 weight file (else $NPS_VGG_WEIGHTS, torch hub)")
     p.add_argument("--search", choices=("auto", "faiss", "torch"), help="nearest-patch backend")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="say which prior and which weight files are used")
 
 
 def _mask_options(p: argparse.ArgumentParser) -> None:
@@ -177,6 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logger = logging.getLogger("neural_patch_synth")
+    handler = _StderrLog()
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
     try:
         return args.func(args)
     except NPSError as err:
@@ -191,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nps: internal error: {type(err).__name__}: {err} "
               "(set NPS_DEBUG=1 for a traceback)", file=sys.stderr)
         return 1
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 if __name__ == "__main__":
