@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TypeVar
 
 import numpy as np
@@ -26,9 +27,13 @@ ImageLike = TypeVar("ImageLike", Image.Image, np.ndarray)
 
 
 def resolve_device(name: str) -> torch.device:
-    """The one place that picks the device: ``auto`` means CUDA when available."""
+    """The one place that picks the device: ``auto`` means CUDA when available; ``cpu``,
+    ``cuda`` or ``cuda:N`` as named. Another name, or CUDA that torch cannot see, is an
+    NPSError."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", name):
+        raise NPSError(f"unknown device {name!r} (auto, cpu, cuda or cuda:N)")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise NPSError("--device cuda was asked for, but torch sees no CUDA device")
     return torch.device(name)

@@ -34,15 +34,12 @@ from tqdm import tqdm
 from .api import Inpainter
 from .config import InpaintConfig
 from .errors import NPSError
-from .io import load_image, load_mask, output_format, save_image
+from .io import IMAGE_EXTENSIONS, load_image, load_mask, output_format, save_image
 
 try:
     import fcntl
 except ImportError:  # Windows: reports are not locked
     fcntl = None
-
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"})
-"""Extensions (compared lower-case) taken as photos when scanning a folder or a glob."""
 
 REPORT_NAME = "nps-report.jsonl"
 _GLOB_CHARS = re.compile(r"[*?[]")
