@@ -1,7 +1,15 @@
 """``nps``: argparse subcommands over the Python API; errors become one line and an exit code.
 
-Exit codes: 0 success; 1 some inputs failed (``batch``) or an unexpected internal error;
-2 bad input or usage; 130 interrupted.
+Exit codes:
+
+- 0: success (``batch``: every photo done or already done).
+- 1: ``batch``: some photos failed, including a photo whose worker died or that killed nps in
+  earlier runs (see the report); the others were processed.
+- 2: bad input or usage, nothing computed (or, for ``batch``, the run could not start or go
+  on: unsafe layout, unwritable output folder, another run on the report, engine that cannot
+  start).
+- 3: internal error (a bug; ``NPS_DEBUG=1`` shows the traceback).
+- 130: interrupted (Ctrl-C, or SIGTERM during ``batch``); finished outputs are kept.
 """
 
 from __future__ import annotations
@@ -110,9 +118,14 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from .batch import run_batch
+    from .batch import BatchOptions, run_batch
 
-    return run_batch(args, engine_config(args, progress=False))
+    options = BatchOptions(
+        recursive=args.recursive, mask_suffix=args.mask_suffix, workers=args.workers,
+        report=args.report, shard=args.shard, retry_failed=args.retry_failed,
+        invert_mask=args.invert_mask, allow_large_hole=args.allow_large_hole, quiet=args.quiet)
+    return run_batch(args.input, args.masks, args.output, engine_config(args, progress=False),
+                     options)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -160,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
     p.add_argument("--report", help="JSONL report path (default OUTPUT/nps-report.jsonl)")
     p.add_argument("--shard", default="1/1", help="I/N: process only the I-th of N shares")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="retry photos that killed nps or its worker in an earlier run")
+    _mask_options(p)
     _engine_options(p)
     p.set_defaults(func=cmd_batch)
 
@@ -211,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"nps: internal error: {type(err).__name__}: {err} "
               "(set NPS_DEBUG=1 for a traceback)", file=sys.stderr)
-        return 1
+        return 3
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)

@@ -435,6 +435,21 @@ def estimated_size(photo: Photo, fmt: str) -> int:
     return raw // 2
 
 
+def check_writable(folder: Path) -> None:
+    """NPSError unless a file can be created and written in ``folder`` (tried with a
+    temporary 64 KiB file, so a full disk fails too)."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".nps-probe.", suffix=PART_SUFFIX, dir=folder)
+        try:
+            os.write(fd, bytes(65536))
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as err:
+        raise NPSError(f"cannot write in the output folder {folder}: "
+                       f"{err.strerror or err}") from None
+
+
 def check_destination(path: str | os.PathLike, *, overwrite: bool = False,
                       sources: Iterable[str | os.PathLike | None] = (),
                       needed: int = 0) -> None:
@@ -462,16 +477,7 @@ def check_destination(path: str | os.PathLike, *, overwrite: bool = False,
         raise NPSError(f"output exists (use --overwrite to replace it): {path}")
     if not folder.is_dir():
         raise NPSError(f"output folder does not exist: {folder}")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=part_prefix(path), suffix=PART_SUFFIX, dir=folder)
-        try:
-            os.write(fd, bytes(65536))  # a full disk fails here
-        finally:
-            os.close(fd)
-            os.unlink(probe)
-    except OSError as err:
-        raise NPSError(f"cannot write in the output folder {folder}: "
-                       f"{err.strerror or err}") from None
+    check_writable(folder)
     free = shutil.disk_usage(folder).free
     if free < needed:
         raise NPSError(f"not enough free space for {path}: {free / 1e6:.0f} MB free, about "
