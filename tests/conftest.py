@@ -12,7 +12,6 @@ from neural_patch_synth.features import LAYOUT
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("NPS_DATA", REPO.parent / "shared" / "data"))
-SHARED_VGG = REPO.parent / "shared" / "weights" / "vgg19_features_to_relu3_1.pth"
 
 
 def random_vgg(path: Path, last: str) -> Path:
@@ -49,13 +48,6 @@ def kodak_dir() -> Path:
     if not folder.is_dir():
         pytest.skip(f"Kodak photos not found at {folder} (set NPS_DATA to the data folder)")
     return folder
-
-
-@pytest.fixture(scope="session")
-def imagenet_vgg() -> Path:
-    if not SHARED_VGG.is_file():
-        pytest.skip(f"ImageNet VGG-19 weights not found at {SHARED_VGG}")
-    return SHARED_VGG
 
 
 @pytest.fixture
