@@ -449,7 +449,7 @@ class _Forward(logging.Handler):
         self.conn = conn
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.conn.send(("log", record.name, record.levelno, record.getMessage()))
+        self.conn.send(("log", (record.name, record.levelno, record.getMessage())))
 
 
 def _exit_with(parent: multiprocessing.process.BaseProcess) -> None:

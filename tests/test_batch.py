@@ -306,17 +306,25 @@ def test_names_that_are_not_utf8(tmp_path):
     assert _statuses(_records(tmp_path / "out" / "nps-report.jsonl", photos)) == {name: "done"}
 
 
-def test_two_workers(tmp_path):
+def test_two_workers(tmp_path, capsys):
     photos, masks = tmp_path / "photos", tmp_path / "masks"
     for i in range(3):
         _save(photos / f"p{i}.png", _photo(24, 24, i))
         _mask(masks / f"p{i}.png", 24, 24)
     _save(photos / "orphan.png", _photo(24, 24, 7))
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    _save(photos / "gray.png", _photo(24, 24, 8)[..., 0], icc_profile=srgb)  # warns
+    _mask(masks / "gray.png", 24, 24)
     out = tmp_path / "out"
     assert _batch(photos, masks, out, "--workers", "2") == 1
-    statuses = _statuses(_records(out / "nps-report.jsonl", photos))
-    assert statuses == {"p0.png": "done", "p1.png": "done", "p2.png": "done",
-                        "orphan.png": "failed"}
+    records = _records(out / "nps-report.jsonl", photos)
+    assert _statuses(records) == {"p0.png": "done", "p1.png": "done", "p2.png": "done",
+                                  "gray.png": "done", "orphan.png": "failed"}
+    assert "not for its GRAY pixels" in records["gray.png"]["warnings"][0]
+    err = capsys.readouterr().err
+    assert "nps: warning: the colour profile of" in err and "Traceback" not in err
+    pids = {r["pid"] for r in _lines(out / "nps-report.jsonl") if r["status"] == "started"}
+    assert len(pids) == 2 and os.getpid() not in pids
 
 
 def test_real_engine_run(tmp_path, capsys):
