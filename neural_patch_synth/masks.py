@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,11 +92,13 @@ def _grid_cells(rects: np.ndarray, cell: int, columns: int) -> tuple[np.ndarray,
     return owner, (cy0[owner] + k // cols) * columns + cx0[owner] + k % cols
 
 
-def _overlaps(windows: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs ``(i, j)``, ``i != j``, where ``windows[i]`` intersects ``boxes[j]``.
+def _overlaps(windows: np.ndarray, boxes: np.ndarray,
+              chunk: int = 1 << 18) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Pairs ``(i, j)``, ``i != j``, where ``windows[i]`` intersects ``boxes[j]``, in batches.
 
     Candidates come from a grid of about one window per cell, so the cost grows with the
-    number of true neighbours rather than with the square of the number of boxes.
+    number of true neighbours rather than with the square of the number of boxes; at most
+    about ``chunk`` candidates are held at a time.
     """
     cell = max(1, int(np.median(np.maximum(windows[:, 1] - windows[:, 0],
                                            windows[:, 3] - windows[:, 2]))))
@@ -105,14 +108,40 @@ def _overlaps(windows: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.nd
     order = np.argsort(b_cell, kind="stable")
     b_owner, b_cell = b_owner[order], b_cell[order]
     lo, hi = np.searchsorted(b_cell, w_cell, "left"), np.searchsorted(b_cell, w_cell, "right")
-    count = hi - lo
-    i = np.repeat(w_owner, count)
-    j = b_owner[np.repeat(lo, count) + np.arange(count.sum())
-                - np.repeat(np.cumsum(count) - count, count)]
-    win, box = windows[i], boxes[j]
-    hit = ((i != j) & (win[:, 0] < box[:, 1]) & (box[:, 0] < win[:, 1])
-           & (win[:, 2] < box[:, 3]) & (box[:, 2] < win[:, 3]))
-    return i[hit], j[hit]
+    ends = np.cumsum(hi - lo)
+    start = 0
+    while start < len(ends):
+        done = ends[start - 1] if start else 0
+        stop = max(start + 1, int(np.searchsorted(ends, done + chunk, "right")))
+        count = (hi - lo)[start:stop]
+        i = np.repeat(w_owner[start:stop], count)
+        j = b_owner[np.repeat(lo[start:stop], count) + np.arange(count.sum())
+                    - np.repeat(np.cumsum(count) - count, count)]
+        win, box = windows[i], boxes[j]
+        hit = ((i != j) & (win[:, 0] < box[:, 1]) & (box[:, 0] < win[:, 1])
+               & (win[:, 2] < box[:, 3]) & (box[:, 2] < win[:, 3]))
+        yield i[hit], j[hit]
+        start = stop
+
+
+def _merge(windows: np.ndarray, boxes: np.ndarray) -> np.ndarray | None:
+    """For each box, the smallest index of the boxes it joins through window/box overlaps
+    (found batch by batch, so memory stays bounded); None when no window overlaps another
+    box."""
+    count = len(boxes)
+    first = np.arange(count)
+    merged = False
+    for i, j in _overlaps(windows, boxes):
+        if len(i) == 0:
+            continue
+        merged = True
+        rows, cols = np.concatenate([np.arange(count), i]), np.concatenate([first, j])
+        graph = sparse.coo_matrix((np.ones(len(rows), bool), (rows, cols)), shape=(count, count))
+        component = csgraph.connected_components(graph, directed=False)[1]
+        smallest = np.full(component.max() + 1, count)
+        np.minimum.at(smallest, component, np.arange(count))
+        first = smallest[component]
+    return first if merged else None
 
 
 def hole_groups(mask: np.ndarray, context: float, min_side: int = 0) -> list[HoleGroup]:
@@ -130,26 +159,23 @@ def hole_groups(mask: np.ndarray, context: float, min_side: int = 0) -> list[Hol
         return []
     boxes = np.array([[s[0].start, s[0].stop, s[1].start, s[1].stop]
                       for s in ndimage.find_objects(labels)], dtype=np.int64)
-    group_of = np.arange(count)  # label - 1 -> group
+    group_of = np.arange(count)  # label - 1 -> group, groups numbered by their first label
     while True:
         windows = context_windows(boxes, mask.shape, context, min_side)
-        i, j = _overlaps(windows, boxes)
-        if len(i) == 0:
+        first = _merge(windows, boxes)
+        if first is None:
             break
-        graph = sparse.coo_matrix((np.ones(len(i), bool), (i, j)), shape=(len(boxes),) * 2)
-        merged, component = csgraph.connected_components(graph, directed=False)
+        representatives, component = np.unique(first, return_inverse=True)
         group_of = component[group_of]
-        grown = np.empty((merged, 4), np.int64)
+        grown = np.empty((len(representatives), 4), np.int64)
         for k, reduce in enumerate((np.minimum, np.maximum, np.minimum, np.maximum)):
             grown[:, k] = boxes[:, k].max() if reduce is np.minimum else boxes[:, k].min()
             reduce.at(grown[:, k], component, boxes[:, k])
         boxes = grown
-    first = np.full(len(boxes), count)
-    np.minimum.at(first, group_of, np.arange(count))
     lookup = np.concatenate([[-1], group_of])  # label -> group; 0 (not a hole) -> -1
     groups = []
-    for g in np.argsort(first, kind="stable"):
-        window = Box(*(int(v) for v in windows[g]))
+    for g, window in enumerate(windows):
+        window = Box(*(int(v) for v in window))
         groups.append(HoleGroup(window, lookup[labels[window.slices()]] == g))
     return groups
 
