@@ -49,6 +49,7 @@ from .io import (
     load_image,
     load_mask,
     output_format,
+    part_tag,
     save_image,
 )
 from .prior import shipped_weights
@@ -67,8 +68,6 @@ STALE_DIR = ".nps-stale"
 """Folder in OUT where outputs that were redone are kept."""
 _GLOB_CHARS = re.compile(r"[*?[]")
 _ORIENTATION = 0x0112
-_PART = re.compile(r"\..+\.([0-9a-f]{8})-[a-z0-9_]{8}\.part")
-"""A run's temporary file: ``.NAME.RUNID-XXXXXXXX.part`` (see :func:`io.part_prefix`)."""
 LOGGER = "neural_patch_synth"
 
 Record = dict[str, Any]
@@ -296,12 +295,10 @@ def settings_digest(config: InpaintConfig, invert_mask: bool = False) -> str:
 
 def stale_path(root: Path, rel: PurePosixPath) -> Path:
     """A free ``ROOT/<rel's folder>/<stem>.prev-<n><ext>`` to keep a replaced output in."""
-    folder = root.joinpath(*rel.parent.parts)
-    for n in itertools.count(1):
-        candidate = folder / f"{rel.stem}.prev-{n}{rel.suffix}"
-        if not candidate.exists():
-            return candidate
-    raise AssertionError("unreachable")
+    folder, n = root.joinpath(*rel.parent.parts), 1
+    while (folder / f"{rel.stem}.prev-{n}{rel.suffix}").exists():
+        n += 1
+    return folder / f"{rel.stem}.prev-{n}{rel.suffix}"
 
 
 class EngineError(NPSError):
@@ -756,9 +753,8 @@ def clean_parts(jobs: Iterable[Job], runs: Path) -> None:
         if not folder.is_dir():
             continue
         for entry in os.scandir(folder):
-            match = _PART.fullmatch(entry.name)
-            if match and entry.is_file():
-                run_id = match[1]
+            run_id = part_tag(entry.name)
+            if run_id and entry.is_file():
                 if run_id not in alive:
                     alive[run_id] = _run_alive(runs, run_id)
                 if not alive[run_id]:

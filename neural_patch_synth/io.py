@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import stat
 import sys
@@ -54,6 +55,7 @@ PART_SUFFIX = ".part"
 LOSSLESS_TIFF = ("raw", "tiff_lzw", "tiff_adobe_deflate", "tiff_deflate", "packbits")
 """TIFF compressions kept as they are (any bit depth); ``jpeg`` is kept for 8-bit photos."""
 _PREDICTED_TIFF = ("tiff_lzw", "tiff_adobe_deflate", "tiff_deflate")
+_TAGGED_PART = re.compile(r"\..*\.([0-9A-Za-z]+)-[a-z0-9_]{8}" + re.escape(PART_SUFFIX))
 _ORIENTATION = 0x0112
 _TIFF_METADATA = (*TIFF_TEXT_TAGS, 269, 285, 316, 700, 33723, 34665, 34853)
 """Tags carried from a TIFF source's directory (descriptions, XMP, IPTC, EXIF and GPS blocks);
@@ -420,6 +422,13 @@ def part_prefix(path: Path, tag: str = "") -> str:
     while len(os.fsencode(name)) > room:
         name = name[:-1]
     return f".{name}{tail}"
+
+
+def part_tag(name: str) -> str | None:
+    """The tag in the name of a temporary file made by :func:`save_image` (see
+    :func:`part_prefix`), or None for any other name or an untagged temporary file."""
+    match = _TAGGED_PART.fullmatch(name)
+    return match[1] if match else None
 
 
 def estimated_size(photo: Photo, fmt: str) -> int:
