@@ -158,11 +158,16 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Photo:
     low_tiles = _low_byte_tiles(img) if deep else None
     with _decoding(path, "image"):
         img.load()
-        low = None
-        if low_tiles is not None:
-            low = Image.open(path)
-            low.tile = low_tiles
-            low.load()
+    low = None
+    if low_tiles is not None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked
+                low = Image.open(path)
+                low.tile = low_tiles
+                low.load()
+        except (OSError, ValueError, SyntaxError):  # a layout this reading does not cover
+            low = None
     if deep and low is None and not img.mode.startswith("I"):
         log.warning("the 16-bit %s samples of %s are read with 8 bits", img.mode, path)
     return photo_from_pil(img, low)

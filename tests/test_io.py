@@ -319,3 +319,18 @@ def test_destination_is_checked_before_any_work(tmp_path, unwritable_dir, monkey
         check_destination(tmp_path / "new.png", needed=10)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "hard.png", "in.png", "link.png", "locked"]  # no probe file left behind
+
+
+def test_16bit_layout_that_cannot_be_split_is_read_with_8_bits_and_said(tmp_path, monkeypatch,
+                                                                        caplog):
+    from neural_patch_synth import io
+
+    planes = _deep(4, 5, 3)
+    with open(tmp_path / "in.png", "wb") as f:
+        write_png16(f, planes)
+    monkeypatch.setattr(io, "_low_byte_tiles",
+                        lambda img: [t._replace(args="no such mode") for t in img.tile])
+    with caplog.at_level(logging.WARNING):
+        photo = load_image(tmp_path / "in.png")
+    assert "the 16-bit RGB samples of" in caplog.text and "read with 8 bits" in caplog.text
+    assert np.array_equal(photo.pixels, (planes >> 8).astype(np.uint8))
