@@ -159,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "(default: the photo's transparent pixels)")
     where.add_argument("--box", metavar="X0,Y0,X1,Y1", help="fill this pixel rectangle")
     p.add_argument("-o", "--output", required=True, help="output file; format from extension")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output (never the input photo or mask itself)")
     _mask_options(p)
     _engine_options(p)
     p.set_defaults(func=cmd_inpaint)
