@@ -402,7 +402,11 @@ class Worker:
             mask = None
         else:
             raise NPSError(f"missing mask: {job.mask} (and the photo has no transparency to use)")
-        job.output.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            job.output.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise NPSError(f"could not create the folder {job.output.parent}: "
+                           f"{err.strerror or err}") from None
         check_destination(job.output, overwrite=bool(changed),
                           needed=estimated_size(photo, output_format(job.output)))
         fingerprint = fingerprint or self.fingerprint(job)
@@ -411,8 +415,12 @@ class Worker:
         fields: Record = {"status": "done", "fingerprint": fingerprint}
         if changed:
             backup = stale_path(self.setup.stale, job.rel)
-            backup.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(job.output, backup)
+            try:
+                backup.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(job.output, backup)
+            except OSError as err:
+                raise NPSError(f"could not move the previous output {job.output} aside to "
+                               f"{backup}: {err.strerror or err}") from None
             fields.update(replaced=str(backup), changed=changed)
         save_image(job.output, result, tag=self.setup.run_id)
         return fields
@@ -658,7 +666,8 @@ def read_history(reports: Iterable[Path]) -> dict[str, History]:
             except ValueError:
                 continue
             if isinstance(record, dict) and isinstance(record.get("path"), str):
-                lines.append((record.get("time", 0), number, row, record))
+                when = record.get("time")
+                lines.append((when if isinstance(when, (int, float)) else 0, number, row, record))
     history: dict[str, History] = {}
     for *_, record in sorted(lines, key=lambda item: item[:3]):
         entry = history.setdefault(record["path"], History())
