@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TypeVar
 
 import numpy as np
@@ -10,7 +11,15 @@ from PIL import Image
 
 from .config import InpaintConfig
 from .errors import NPSError
-from .io import Photo, check_mask, mask_from_alpha, mask_from_array, photo_from_pil, to_pil
+from .io import (
+    Photo,
+    check_mask,
+    mask_from_alpha,
+    mask_from_array,
+    mask_from_pil,
+    photo_from_pil,
+    to_pil,
+)
 from .prior import load_prior
 from .synthesis import Synthesizer
 
@@ -18,9 +27,13 @@ ImageLike = TypeVar("ImageLike", Image.Image, np.ndarray)
 
 
 def resolve_device(name: str) -> torch.device:
-    """The one place that picks the device: ``auto`` means CUDA when available."""
+    """The one place that picks the device: ``auto`` means CUDA when available; ``cpu``,
+    ``cuda`` or ``cuda:N`` as named. Another name, or CUDA that torch cannot see, is an
+    NPSError."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", name):
+        raise NPSError(f"unknown device {name!r} (auto, cpu, cuda or cuda:N)")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise NPSError("--device cuda was asked for, but torch sees no CUDA device")
     return torch.device(name)
@@ -39,12 +52,15 @@ class Inpainter:
         self.prior = load_prior(self.config.prior, self.device)
         self.synthesizer = Synthesizer(self.config, self.prior, self.device)
 
-    def photo(self, photo: Photo, mask: np.ndarray | None = None) -> Photo:
+    def photo(self, photo: Photo, mask: np.ndarray | None = None, *, invert_mask: bool = False,
+              allow_large_hole: bool = False) -> Photo:
         """Fill the hole of a :class:`~neural_patch_synth.io.Photo`.
 
-        ``mask``: ``(H, W)`` bool, True = hole; None uses the photo's transparency. Known
-        pixels of the result are bit-identical to the input; an alpha channel used as the mask
-        becomes fully opaque (the holes are filled).
+        ``mask``: ``(H, W)`` bool, True = hole; None uses the photo's transparency.
+        ``invert_mask`` fills the complement instead; a hole over 90 % of the photo is refused
+        as probably inverted unless ``allow_large_hole``. Known pixels of the result are
+        bit-identical to the input; an alpha channel used as the mask becomes fully opaque (the
+        holes are filled).
         """
         alpha = photo.alpha
         if mask is None:
@@ -56,7 +72,9 @@ class Inpainter:
                 f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
                 f"{photo.size[0]}x{photo.size[1]}"
             )
-        check_mask(mask)
+        if invert_mask:
+            mask = ~mask
+        check_mask(mask, allow_large_hole)
         scale = float(photo.max_value)
         image = torch.from_numpy(photo.pixels.astype(np.float32) / scale)
         filled = self.synthesizer(image, torch.from_numpy(mask))
@@ -66,12 +84,14 @@ class Inpainter:
         px = np.where(mask[..., None], px, photo.pixels)
         return Photo(px, alpha=alpha, gray=photo.gray, info=dict(photo.info))
 
-    def __call__(self, image: ImageLike, mask: ImageLike | None = None) -> ImageLike:
+    def __call__(self, image: ImageLike, mask: ImageLike | None = None, *,
+                 invert_mask: bool = False, allow_large_hole: bool = False) -> ImageLike:
         """Fill ``image``'s hole; returns the same type as ``image``.
 
         ``image``: PIL image, or ``(H, W, 3)`` / ``(H, W)`` uint8 array. ``mask``: PIL image or
-        array of the same size, non-zero / white = hole; None uses an RGBA image's transparent
-        pixels.
+        array of the same size, white = hole from 50 % up (see
+        :func:`~neural_patch_synth.io.mask_from_array`); None uses an RGBA image's transparent
+        pixels. ``invert_mask``, ``allow_large_hole``: see :meth:`photo`.
         """
         if isinstance(image, Image.Image):
             photo = photo_from_pil(image)
@@ -84,9 +104,8 @@ class Inpainter:
             photo = photo_from_pil(Image.fromarray(arr))
         hole = None
         if mask is not None:
-            hole = mask_from_array(np.asarray(mask.convert("L") if isinstance(mask, Image.Image)
-                                              else mask))
-        out = self.photo(photo, hole)
+            hole = mask_from_pil(mask) if isinstance(mask, Image.Image) else mask_from_array(mask)
+        out = self.photo(photo, hole, invert_mask=invert_mask, allow_large_hole=allow_large_hole)
         if isinstance(image, Image.Image):
             return to_pil(out)
         if out.gray:
@@ -95,10 +114,12 @@ class Inpainter:
 
 
 def inpaint(image: ImageLike, mask: ImageLike | None = None,
-            config: InpaintConfig | None = None, **options) -> ImageLike:
+            config: InpaintConfig | None = None, *, invert_mask: bool = False,
+            allow_large_hole: bool = False, **options) -> ImageLike:
     """Fill the hole of ``image`` (like ``cv2.inpaint``): see :meth:`Inpainter.__call__`.
 
     ``options`` are :class:`InpaintConfig` fields, e.g. ``inpaint(img, mask, seed=1,
     iterations=(40, 20, 10))``. To fill many photos, build one :class:`Inpainter` and reuse it.
     """
-    return Inpainter(config, **options)(image, mask)
+    return Inpainter(config, **options)(image, mask, invert_mask=invert_mask,
+                                        allow_large_hole=allow_large_hole)

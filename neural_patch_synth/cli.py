@@ -1,17 +1,37 @@
 """``nps``: argparse subcommands over the Python API; errors become one line and an exit code.
 
-Exit codes: 0 success; 1 some inputs failed (``batch``) or an unexpected internal error;
-2 bad input or usage; 130 interrupted.
+Exit codes:
+
+- 0: success (``batch``: every photo done or already done).
+- 1: ``batch``: some photos failed, including a photo whose worker died or that killed nps in
+  earlier runs (see the report); the others were processed.
+- 2: bad input or usage, nothing computed (or, for ``batch``, the run could not start or go
+  on: unsafe layout, unwritable output folder, another run on the report, engine that cannot
+  start).
+- 3: internal error (a bug; ``NPS_DEBUG=1`` shows the traceback).
+- 130: interrupted (Ctrl-C, or SIGTERM during ``batch``); finished outputs are kept.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
 
+from tqdm import tqdm
+
 from .errors import NPSError
+
+
+class _StderrLog(logging.Handler):
+    """The library's log records as ``nps: warning: ...`` (``nps: ...`` below WARNING) lines
+    on stderr, written around progress bars."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        prefix = "nps: warning: " if record.levelno >= logging.WARNING else "nps: "
+        tqdm.write(prefix + record.getMessage(), file=sys.stderr)
 
 
 def _engine_options(p: argparse.ArgumentParser) -> None:
@@ -28,6 +48,17 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vgg-weights", help="VGG-19 weight file (else $NPS_VGG_WEIGHTS, torch hub)")
     p.add_argument("--search", choices=("auto", "faiss", "torch"), help="nearest-patch backend")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="say which prior and which weight files are used")
+
+
+def _mask_options(p: argparse.ArgumentParser) -> None:
+    """How masks are read, shared by the commands that take masks."""
+    p.add_argument("--invert-mask", action="store_true",
+                   help="fill the mask's black part instead of its white part")
+    p.add_argument("--allow-large-hole", action="store_true",
+                   help="fill a hole covering more than 90 %% of the photo (else refused as "
+                        "probably an inverted mask)")
 
 
 def engine_config(args: argparse.Namespace, progress: bool | None = None):
@@ -61,17 +92,25 @@ def box_mask(spec: str, size: tuple[int, int]):
 
 def cmd_inpaint(args: argparse.Namespace) -> int:
     from .api import Inpainter
-    from .io import load_image, load_mask, output_format, save_image
+    from .io import (
+        check_destination,
+        estimated_size,
+        load_image,
+        load_mask,
+        output_format,
+        save_image,
+    )
 
     out = Path(args.output)
     output_format(out)
-    if out.exists() and not args.overwrite:
-        raise NPSError(f"output exists (use --overwrite to replace it): {out}")
     photo = load_image(args.image)
     mask = load_mask(args.mask, photo.size) if args.mask else None
     if args.box:
         mask = box_mask(args.box, photo.size)
-    result = Inpainter(engine_config(args)).photo(photo, mask)
+    check_destination(out, overwrite=args.overwrite, sources=(args.image, args.mask),
+                      needed=estimated_size(photo, output_format(out)))
+    result = Inpainter(engine_config(args)).photo(photo, mask, invert_mask=args.invert_mask,
+                                                  allow_large_hole=args.allow_large_hole)
     save_image(out, result, overwrite=args.overwrite)
     if not args.quiet:
         print(f"wrote {out}", file=sys.stderr)
@@ -79,9 +118,14 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from .batch import run_batch
+    from .batch import BatchOptions, run_batch
 
-    return run_batch(args, engine_config(args, progress=False))
+    options = BatchOptions(
+        recursive=args.recursive, mask_suffix=args.mask_suffix, workers=args.workers,
+        report=args.report, shard=args.shard, retry_failed=args.retry_failed,
+        invert_mask=args.invert_mask, allow_large_hole=args.allow_large_hole, quiet=args.quiet)
+    return run_batch(args.input, args.masks, args.output, engine_config(args, progress=False),
+                     options)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -96,7 +140,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_train_content(args: argparse.Namespace) -> int:
     from .prior.train import train_content
 
-    train_content(args)
+    names = ("val_data", "steps", "batch_size", "lr", "val_every", "max_minutes", "device",
+             "seed", "width")
+    given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    train_content(args.data, args.out, quiet=args.quiet, **given)
     return 0
 
 
@@ -108,11 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inpaint", help="fill the hole of one photo")
     p.add_argument("image", help="input photo")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--mask", help="mask image, white / non-zero = hole "
+    where.add_argument("--mask", help="mask image, white (from 50 %% grey up) = hole "
                                       "(default: the photo's transparent pixels)")
     where.add_argument("--box", metavar="X0,Y0,X1,Y1", help="fill this pixel rectangle")
     p.add_argument("-o", "--output", required=True, help="output file; format from extension")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output (never the input photo or mask itself)")
+    _mask_options(p)
     _engine_options(p)
     p.set_defaults(func=cmd_inpaint)
 
@@ -125,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
     p.add_argument("--report", help="JSONL report path (default OUTPUT/nps-report.jsonl)")
     p.add_argument("--shard", default="1/1", help="I/N: process only the I-th of N shares")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="retry photos that killed nps or its worker in an earlier run")
+    _mask_options(p)
     _engine_options(p)
     p.set_defaults(func=cmd_batch)
 
@@ -141,17 +193,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="folder of training photos")
     p.add_argument("--out", required=True, help="run folder: checkpoints, log, weights")
     p.add_argument("--val-data", help="folder of validation photos")
-    p.add_argument("--steps", type=int, default=8000,
+    p.add_argument("--steps", type=int,
                    help="total optimisation steps (default: the shipped model's 8000)")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--val-every", type=int, default=250, help="validate every N steps")
+    p.add_argument("--batch-size", type=int, help="photos per step (default 16)")
+    p.add_argument("--lr", type=float, help="Adam learning rate (default 5e-4)")
+    p.add_argument("--val-every", type=int, help="validate every N steps (default 250)")
     p.add_argument("--max-minutes", type=float,
                    help="stop (with a checkpoint) after this many minutes; rerun to resume")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--width", type=int, default=24,
-                   help="channels of the first network level (default 24)")
+    p.add_argument("--device", help="auto (default: CUDA when available), cpu or cuda")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--width", type=int, help="channels of the first network level (default 24)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train_content)
     return parser
@@ -159,6 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logger = logging.getLogger("neural_patch_synth")
+    handler = _StderrLog()
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
     try:
         return args.func(args)
     except NPSError as err:
@@ -172,7 +228,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"nps: internal error: {type(err).__name__}: {err} "
               "(set NPS_DEBUG=1 for a traceback)", file=sys.stderr)
-        return 1
+        return 3
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+import os
+import re
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, NoReturn
 
 from .errors import NPSError
 
@@ -83,25 +87,66 @@ class InpaintConfig:
     """Show a progress bar per pyramid level."""
 
     def __post_init__(self) -> None:
-        if not self.iterations or any(int(n) < 0 for n in self.iterations):
-            raise NPSError("iterations must be a non-empty list of non-negative integers")
-        if self.coarse_size < 16:
-            raise NPSError("coarse_size must be at least 16")
-        if self.context < 1.0:
-            raise NPSError("context must be at least 1.0")
-        if self.patch_size < 1 or self.patch_size % 2 == 0:
-            raise NPSError("patch_size must be a positive odd number")
-        if self.match_every < 1 or self.known_stride < 1:
-            raise NPSError("match_every and known_stride must be at least 1")
+        """Check every field's type and range: the first bad one is a one-line NPSError."""
+
+        def fail(name: str, expected: str) -> NoReturn:
+            raise NPSError(f"{name} must be {expected}, got {getattr(self, name)!r}")
+
+        def is_int(value: object) -> bool:
+            return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+        def integer(name: str, low: int, optional: bool = False) -> None:
+            value = getattr(self, name)
+            if not (optional and value is None) and not (is_int(value) and value >= low):
+                fail(name, f"an integer >= {low}" + (" or None" if optional else ""))
+
+        def real(name: str, low: float) -> None:
+            value = getattr(self, name)
+            if not (isinstance(value, numbers.Real) and not isinstance(value, bool)
+                    and math.isfinite(value) and value >= low):
+                fail(name, f"a finite number >= {low}")
+
+        def flag(name: str) -> None:
+            if not isinstance(getattr(self, name), bool):
+                fail(name, "True or False")
+
+        def path(name: str, optional: bool) -> None:
+            value = getattr(self, name)
+            if not ((optional and value is None) or isinstance(value, os.PathLike)
+                    or (isinstance(value, str) and value)):
+                fail(name, "a file path" + (" or None" if optional else ""))
+
+        path("prior", optional=False)
+        flag("prior_only")
+        real("context", 1.0)
+        integer("coarse_size", 16)
+        if (not isinstance(self.iterations, (tuple, list)) or not self.iterations
+                or not all(is_int(n) and n >= 0 for n in self.iterations)):
+            fail("iterations", "a non-empty list of integers >= 0")
+        integer("lbfgs_history", 1)
+        if (not isinstance(self.layers, (tuple, list)) or not self.layers or not all(
+                isinstance(layer, str) and re.fullmatch(r"relu\d_\d", layer)
+                for layer in self.layers)):
+            fail("layers", "a non-empty list of VGG-19 layer names such as relu3_1")
+        for name in ("content_weight", "texture_weight", "tv_weight"):
+            real(name, 0.0)
+        flag("texture_colour")
+        integer("patch_size", 1)
+        if self.patch_size % 2 == 0:
+            fail("patch_size", "odd")
+        for name in ("known_stride", "max_known_patches", "match_every"):
+            integer(name, 1)
         if self.similarity not in ("ncc", "l2"):
-            raise NPSError(f"unknown similarity {self.similarity!r} (ncc, l2)")
+            fail("similarity", "ncc or l2")
         if self.search not in ("auto", "faiss", "torch"):
-            raise NPSError(f"unknown search backend {self.search!r} (auto, faiss, torch)")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise NPSError(f"unknown device {self.device!r} (auto, cpu, cuda)")
-        for w in (self.content_weight, self.texture_weight, self.tv_weight):
-            if w < 0:
-                raise NPSError("loss weights must be non-negative")
+            fail("search", "auto, faiss or torch")
+        integer("pca_dim", 1, optional=True)
+        path("vgg_weights", optional=True)
+        if not (isinstance(self.device, str)
+                and re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device)):
+            fail("device", "auto, cpu, cuda or cuda:N")
+        integer("seed", 0, optional=True)
+        flag("progress")
 
     def level_iterations(self, level: int) -> int:
         """L-BFGS iterations at pyramid ``level`` (0 = coarsest)."""

@@ -7,6 +7,7 @@ file (e.g. conv1_1 … conv3_1 only) builds the network only as deep as it goes.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -16,6 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import NPSError
+
+log = logging.getLogger(__name__)
 
 TORCHVISION_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -151,6 +154,7 @@ def load_vgg(layers: tuple[str, ...], weights: str | os.PathLike | None = None,
     if not isinstance(state, dict) or "features.0.weight" not in state:
         raise NPSError(f"{path} is not a VGG-19 state dict with torchvision's keys")
     vgg = VGGFeatures(layers, state, source=str(path))
+    log.info("VGG-19 weights: %s", path)
     return vgg.to(device=device, memory_format=torch.channels_last)  # ~20 % faster convs
 
 

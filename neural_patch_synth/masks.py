@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, sparse
+from scipy.sparse import csgraph
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,22 @@ def bounding_box(mask: np.ndarray) -> Box:
     return Box(int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1)
 
 
+def context_windows(boxes: np.ndarray, shape: tuple[int, int], context: float,
+                    min_side: int = 0) -> np.ndarray:
+    """:func:`context_window` of many boxes at once: ``(n, 4)`` int arrays ``[y0, y1, x0, x1]``."""
+    boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
+    y0, y1, x0, x1 = boxes.T
+    side = np.maximum(min_side, np.round(context * np.maximum(y1 - y0, x1 - x0)).astype(np.int64))
+
+    def span(lo: np.ndarray, hi: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        size = np.minimum(np.maximum(side, hi - lo), limit)
+        start = np.clip((lo + hi - size) // 2, 0, limit - size)
+        return start, start + size
+
+    height, width = shape
+    return np.stack([*span(y0, y1, height), *span(x0, x1, width)], axis=1)
+
+
 def context_window(box: Box, shape: tuple[int, int], context: float, min_side: int = 0) -> Box:
     """Square window of side ``context × max(box side)`` (at least ``min_side``) centred on
     ``box``.
@@ -50,18 +68,9 @@ def context_window(box: Box, shape: tuple[int, int], context: float, min_side: i
     Shifted to stay inside an image of ``shape = (H, W)``, and clipped where the image is
     smaller than the window.
     """
-    height, width = shape
-    side = max(min_side, int(round(context * max(box.height, box.width))))
-
-    def span(lo: int, hi: int, limit: int) -> tuple[int, int]:
-        size = min(max(side, hi - lo), limit)
-        start = (lo + hi - size) // 2
-        start = min(max(start, 0), limit - size)
-        return start, start + size
-
-    y0, y1 = span(box.y0, box.y1, height)
-    x0, x1 = span(box.x0, box.x1, width)
-    return Box(y0, y1, x0, x1)
+    window = context_windows(np.array([[box.y0, box.y1, box.x0, box.x1]]), shape, context,
+                             min_side)[0]
+    return Box(*(int(v) for v in window))
 
 
 @dataclass(frozen=True)
@@ -72,35 +81,102 @@ class HoleGroup:
     mask: np.ndarray  # (h, w) bool, True = hole, over ``window``
 
 
+def _grid_cells(rects: np.ndarray, cell: int, columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(rect index, cell id)`` for every ``cell``-pixel grid cell each rect touches."""
+    cy0, cx0 = rects[:, 0] // cell, rects[:, 2] // cell
+    rows, cols = (rects[:, 1] - 1) // cell + 1 - cy0, (rects[:, 3] - 1) // cell + 1 - cx0
+    count = rows * cols
+    owner = np.repeat(np.arange(len(rects)), count)
+    k = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+    cols = np.repeat(cols, count)
+    return owner, (cy0[owner] + k // cols) * columns + cx0[owner] + k % cols
+
+
+def _overlaps(windows: np.ndarray, boxes: np.ndarray,
+              chunk: int = 1 << 18) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Pairs ``(i, j)``, ``i != j``, where ``windows[i]`` intersects ``boxes[j]``, in batches.
+
+    Candidates come from a grid of about one window per cell, so the cost grows with the
+    number of true neighbours rather than with the square of the number of boxes; at most
+    about ``chunk`` candidates are held at a time.
+    """
+    cell = max(1, int(np.median(np.maximum(windows[:, 1] - windows[:, 0],
+                                           windows[:, 3] - windows[:, 2]))))
+    columns = int(max(windows[:, 3].max(), boxes[:, 3].max())) // cell + 1
+    w_owner, w_cell = _grid_cells(windows, cell, columns)
+    b_owner, b_cell = _grid_cells(boxes, cell, columns)
+    order = np.argsort(b_cell, kind="stable")
+    b_owner, b_cell = b_owner[order], b_cell[order]
+    lo, hi = np.searchsorted(b_cell, w_cell, "left"), np.searchsorted(b_cell, w_cell, "right")
+    ends = np.cumsum(hi - lo)
+    start = 0
+    while start < len(ends):
+        done = ends[start - 1] if start else 0
+        stop = max(start + 1, int(np.searchsorted(ends, done + chunk, "right")))
+        count = (hi - lo)[start:stop]
+        i = np.repeat(w_owner[start:stop], count)
+        j = b_owner[np.repeat(lo[start:stop], count) + np.arange(count.sum())
+                    - np.repeat(np.cumsum(count) - count, count)]
+        win, box = windows[i], boxes[j]
+        hit = ((i != j) & (win[:, 0] < box[:, 1]) & (box[:, 0] < win[:, 1])
+               & (win[:, 2] < box[:, 3]) & (box[:, 2] < win[:, 3]))
+        yield i[hit], j[hit]
+        start = stop
+
+
+def _merge(windows: np.ndarray, boxes: np.ndarray) -> np.ndarray | None:
+    """For each box, the smallest index of the boxes it joins through window/box overlaps
+    (found batch by batch, so memory stays bounded); None when no window overlaps another
+    box."""
+    count = len(boxes)
+    first = np.arange(count)
+    merged = False
+    for i, j in _overlaps(windows, boxes):
+        if len(i) == 0:
+            continue
+        merged = True
+        rows, cols = np.concatenate([np.arange(count), i]), np.concatenate([first, j])
+        graph = sparse.coo_matrix((np.ones(len(rows), bool), (rows, cols)), shape=(count, count))
+        component = csgraph.connected_components(graph, directed=False)[1]
+        smallest = np.full(component.max() + 1, count)
+        np.minimum.at(smallest, component, np.arange(count))
+        first = smallest[component]
+    return first if merged else None
+
+
 def hole_groups(mask: np.ndarray, context: float, min_side: int = 0) -> list[HoleGroup]:
     """Split an ``(H, W)`` bool hole mask into groups processed independently.
 
-    Each connected hole gets a context window (:func:`context_window`); holes whose windows
-    overlap are merged, until no window holds another group's holes. Far-apart holes thus cost
-    only their own neighbourhood.
+    Each connected hole gets a context window (:func:`context_window`); groups whose window
+    overlaps another group's bounding box are merged (all such pairs at once, then again with
+    the merged boxes' larger windows) until no window holds another group's holes. Far-apart
+    holes thus cost only their own neighbourhood. Groups come in the raster order of their
+    first pixel; the cost is about linear in the number of holes (20,000 specks: about a
+    second).
     """
     labels, count = ndimage.label(mask, structure=np.ones((3, 3), bool))
-    boxes = [Box(s[0].start, s[0].stop, s[1].start, s[1].stop)
-             for s in ndimage.find_objects(labels)]
-    members = [[i + 1] for i in range(count)]
-    merged = True
-    while merged:
-        merged = False
-        windows = [context_window(b, mask.shape, context, min_side) for b in boxes]
-        for i in range(len(boxes)):
-            for j in range(i + 1, len(boxes)):
-                if windows[i].intersects(boxes[j]) or windows[j].intersects(boxes[i]):
-                    boxes[i] = boxes[i].union(boxes[j])
-                    members[i] += members.pop(j)
-                    boxes.pop(j)
-                    merged = True
-                    break
-            if merged:
-                break
+    if count == 0:
+        return []
+    boxes = np.array([[s[0].start, s[0].stop, s[1].start, s[1].stop]
+                      for s in ndimage.find_objects(labels)], dtype=np.int64)
+    group_of = np.arange(count)  # label - 1 -> group, groups numbered by their first label
+    while True:
+        windows = context_windows(boxes, mask.shape, context, min_side)
+        first = _merge(windows, boxes)
+        if first is None:
+            break
+        representatives, component = np.unique(first, return_inverse=True)
+        group_of = component[group_of]
+        grown = np.empty((len(representatives), 4), np.int64)
+        for k, reduce in enumerate((np.minimum, np.maximum, np.minimum, np.maximum)):
+            grown[:, k] = boxes[:, k].max() if reduce is np.minimum else boxes[:, k].min()
+            reduce.at(grown[:, k], component, boxes[:, k])
+        boxes = grown
+    lookup = np.concatenate([[-1], group_of])  # label -> group; 0 (not a hole) -> -1
     groups = []
-    for box, labs in zip(boxes, members, strict=True):
-        window = context_window(box, mask.shape, context, min_side)
-        groups.append(HoleGroup(window, np.isin(labels[window.slices()], labs)))
+    for g, window in enumerate(windows):
+        window = Box(*(int(v) for v in window))
+        groups.append(HoleGroup(window, lookup[labels[window.slices()]] == g))
     return groups
 
 

@@ -12,7 +12,6 @@ from neural_patch_synth.features import LAYOUT
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("NPS_DATA", REPO.parent / "shared" / "data"))
-SHARED_VGG = REPO.parent / "shared" / "weights" / "vgg19_features_to_relu3_1.pth"
 
 
 def random_vgg(path: Path, last: str) -> Path:
@@ -51,8 +50,26 @@ def kodak_dir() -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def imagenet_vgg() -> Path:
-    if not SHARED_VGG.is_file():
-        pytest.skip(f"ImageNet VGG-19 weights not found at {SHARED_VGG}")
-    return SHARED_VGG
+@pytest.fixture
+def unwritable_dir(tmp_path: Path):
+    """A folder no file can be created in, even by root (``chattr +i``); skipped where that
+    cannot be arranged."""
+    import subprocess
+
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    root = os.geteuid() == 0
+    if root:
+        locked = subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0
+    else:
+        folder.chmod(0o555)
+        locked = True
+    try:
+        if not locked or os.access(folder, os.W_OK) and not root:
+            pytest.skip("cannot make a folder unwritable here")
+        yield folder
+    finally:
+        if root:
+            subprocess.run(["chattr", "-i", str(folder)], capture_output=True)
+        else:
+            folder.chmod(0o755)

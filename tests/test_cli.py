@@ -133,3 +133,59 @@ def test_box_option(photo, tmp_path, capsys):
     assert main(["inpaint", str(img_path), "--box", "10,5,300,25", "-o", str(out),
                  "--overwrite", "-q"]) == 2
     assert "not a rectangle inside the 80x64 image" in capsys.readouterr().err
+
+
+def test_inverted_mask_is_refused_with_a_hint(photo, tmp_path, capsys):
+    img_path, _ = photo
+    inverted = np.full((64, 80), 255, np.uint8)
+    inverted[20:30, 30:40] = 0  # a mask drawn the wrong way round: 98 % hole
+    Image.fromarray(inverted).save(tmp_path / "inv.png")
+    out = tmp_path / "o.png"
+    args = ["inpaint", str(img_path), "--mask", str(tmp_path / "inv.png"), "-o", str(out), "-q",
+            "--prior-only", "--prior", "smooth"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "probably inverted" in err and "--invert-mask" in err and not out.exists()
+    assert main([*args, "--invert-mask"]) == 0
+    src, res = np.asarray(Image.open(img_path)), np.asarray(Image.open(out))
+    changed = (src != res).any(axis=2)
+    assert changed.any() and not changed[inverted > 0].any()
+    assert main([*args, "--allow-large-hole", "--overwrite"]) == 0
+    assert (np.asarray(Image.open(out)) != src).any(axis=2)[inverted > 0].mean() > 0.5
+
+
+@pytest.mark.parametrize("how", ["same", "symlink", "hardlink", "mask"])
+def test_never_replaces_its_own_input(how, photo, tmp_path, capsys):
+    img_path, mask_path = photo
+    before = img_path.read_bytes(), mask_path.read_bytes()
+    out = {"same": img_path, "symlink": tmp_path / "link.png", "hardlink": tmp_path / "hard.png",
+           "mask": mask_path}[how]
+    if how == "symlink":
+        out.symlink_to(img_path)
+    elif how == "hardlink":
+        os.link(img_path, out)
+    assert main(["inpaint", str(img_path), "--mask", str(mask_path), "-o", str(out), "-q",
+                 "--overwrite", "--prior-only", "--prior", "smooth"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "itself, and nps never replaces an original" in err and len(err.splitlines()) == 1
+    assert (img_path.read_bytes(), mask_path.read_bytes()) == before
+
+
+@pytest.mark.parametrize("where", ["unwritable", "long-name", "no-folder"])
+def test_bad_destination_stops_before_computing(where, photo, tmp_path, unwritable_dir,
+                                                monkeypatch, capsys):
+    from neural_patch_synth.api import Inpainter
+
+    def computed(*args, **kwargs):
+        raise AssertionError("the photo was computed before the destination was checked")
+
+    monkeypatch.setattr(Inpainter, "photo", computed)
+    img_path, mask_path = photo
+    out = {"unwritable": unwritable_dir / "o.png", "long-name": tmp_path / ("n" * 260 + ".png"),
+           "no-folder": tmp_path / "missing" / "o.png"}[where]
+    assert main(["inpaint", str(img_path), "--mask", str(mask_path), "-o", str(out), "-q",
+                 "--prior-only", "--prior", "smooth"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("nps: error: ")
+    assert {"unwritable": "cannot write in the output folder", "long-name": "too long",
+            "no-folder": "does not exist"}[where] in err

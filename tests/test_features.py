@@ -47,9 +47,27 @@ def test_bad_layer_and_missing_file(vgg_weights, tmp_path, monkeypatch):
     assert weights_path() == vgg_weights
 
 
-def test_imagenet_weights_give_the_torchvision_convention(imagenet_vgg):
-    vgg = load_vgg(("relu1_1",), imagenet_vgg)
-    x = torch.rand(1, 3, 16, 16)
-    conv = vgg.body[0]
-    expected = torch.relu(conv((x - vgg.mean) / vgg.std))
-    assert torch.allclose(vgg(x)["relu1_1"], expected)
+def test_normalisation_and_first_convolution_by_hand(tmp_path):
+    """relu1_1 on a 2×2 photo, worked out by hand with torchvision's ImageNet constants written
+    out: inputs are normalised with them, then cross-correlated with zero padding."""
+    weight, bias = torch.zeros(64, 3, 3, 3), torch.zeros(64)
+    weight[0, 0, 1, 1] = 1.0  # channel 0: red at the pixel
+    weight[1, 2, 0, 0] = 1.0  # channel 1: blue up and to the left (padding outside)
+    weight[2, 1, 1, 2] = -2.0  # channel 2: -2 × green to the right
+    bias[3] = 0.5  # channel 3: the bias alone
+    path = tmp_path / "vgg.pth"
+    torch.save({"features.0.weight": weight, "features.0.bias": bias}, path)
+    red, green, blue = [[0.9, 0.1], [0.5, 0.3]], [[0.2, 0.0], [0.7, 0.4]], [[1.0, 0.6], [0.3, 0.2]]
+    out = load_vgg(("relu1_1",), path)(torch.tensor([[red, green, blue]]))["relu1_1"][0]
+
+    def relu(v: float) -> float:
+        return max(v, 0.0)
+
+    expected = [
+        [[relu((0.9 - 0.485) / 0.229), 0.0], [relu((0.5 - 0.485) / 0.229), 0.0]],
+        [[0.0, 0.0], [0.0, relu((1.0 - 0.406) / 0.225)]],
+        [[relu(-2 * (0.0 - 0.456) / 0.224), 0.0], [relu(-2 * (0.4 - 0.456) / 0.224), 0.0]],
+        [[0.5, 0.5], [0.5, 0.5]],
+    ]
+    assert torch.allclose(out[:4], torch.tensor(expected), atol=1e-6)
+    assert not out[4:].any()

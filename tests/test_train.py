@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -13,6 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
+from neural_patch_synth.api import resolve_device
+from neural_patch_synth.cli import main
 from neural_patch_synth.errors import NPSError
 from neural_patch_synth.masks import (
     centre_square_mask,
@@ -24,7 +25,9 @@ from neural_patch_synth.prior import train as train_mod
 from neural_patch_synth.prior.network import ContentNet, NetworkPrior
 from neural_patch_synth.prior.train import (
     Discriminator,
+    decode,
     deferred_interrupts,
+    image_files,
     learning_rate,
     sample_batch,
     train_content,
@@ -45,12 +48,11 @@ def write_photos(folder: Path, count: int = 6, side: int = 140) -> Path:
     return folder
 
 
-def options(data: Path, out: Path, **kw: object) -> argparse.Namespace:
-    base = {"data": str(data), "out": str(out), "val_data": str(data), "steps": 4,
-            "batch_size": 2, "lr": 1e-3, "val_every": 2, "max_minutes": None,
-            "device": "cpu", "seed": 0, "quiet": True, "width": 4}
-    base.update(kw)
-    return argparse.Namespace(**base)
+def train(data: Path, out: Path, **kw: object) -> Path:
+    """A tiny, fast training run (validated on its own photos)."""
+    options = {"val_data": data, "steps": 4, "batch_size": 2, "lr": 1e-3, "val_every": 2,
+               "device": "cpu", "quiet": True, "width": 4, **kw}
+    return train_content(data, out, **options)
 
 
 def checkpoint_state(out: Path) -> dict:
@@ -107,20 +109,47 @@ def test_steps_lower_the_loss(tmp_path: Path) -> None:
 
 def test_bad_input(tmp_path: Path) -> None:
     with pytest.raises(NPSError, match="not found"):
-        train_content(options(tmp_path / "missing", tmp_path / "out"))
+        train(tmp_path / "missing", tmp_path / "out")
     (tmp_path / "empty").mkdir()
     with pytest.raises(NPSError, match="no images"):
-        train_content(options(tmp_path / "empty", tmp_path / "out"))
+        train(tmp_path / "empty", tmp_path / "out")
     photos = write_photos(tmp_path / "photos", count=1)
     with pytest.raises(NPSError):
-        train_content(options(photos, tmp_path / "out", val_data=str(tmp_path / "nope")))
+        train(photos, tmp_path / "out", val_data=str(tmp_path / "nope"))
     with pytest.raises(NPSError):
-        train_content(options(photos, tmp_path / "out", steps=0))
+        train(photos, tmp_path / "out", steps=0)
+    with pytest.raises(NPSError, match="unknown device 'gpu'"):
+        train(photos, tmp_path / "out", device="gpu")
+    with pytest.raises(NPSError, match="unknown device"):
+        resolve_device("tpu")
+
+
+def test_training_reads_photos_like_inpainting(tmp_path: Path) -> None:
+    """The photo loader of :mod:`neural_patch_synth.io`: TIFF too, EXIF orientation applied."""
+    px = np.zeros((140, 160, 3), np.uint8)
+    px[:, :80, 0] = 255  # left half red, right half blue
+    px[:, 80:, 2] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned 90° clockwise: red on top
+    Image.fromarray(px).save(tmp_path / "turned.jpg", exif=exif.tobytes(), quality=95)
+    Image.fromarray(px).save(tmp_path / "scan.tif")
+    assert [p.name for p in image_files(tmp_path)] == ["scan.tif", "turned.jpg"]
+    turned = decode(tmp_path / "turned.jpg")
+    assert turned.shape == (150, 150, 3)
+    assert turned[:60, :, 0].mean() > 200 and turned[-60:, :, 2].mean() > 200
+
+
+def test_cli_unpacks_options(tmp_path: Path) -> None:
+    photos = write_photos(tmp_path / "photos", count=2)
+    assert main(["train-content", "--data", str(photos), "--out", str(tmp_path / "run"),
+                 "--steps", "1", "--batch-size", "1", "--width", "4", "--device", "cpu",
+                 "-q"]) == 0
+    assert checkpoint_state(tmp_path / "run")["width"] == 4
 
 
 def test_run_exports_weights_and_log(tmp_path: Path) -> None:
     photos = write_photos(tmp_path / "photos")
-    weights = train_content(options(photos, tmp_path / "run"))
+    weights = train(photos, tmp_path / "run")
     assert weights == tmp_path / "run" / "content_net.pt"
     prior = NetworkPrior.from_file(weights, torch.device("cpu"))
     assert prior.model.width == 4
@@ -132,9 +161,9 @@ def test_run_exports_weights_and_log(tmp_path: Path) -> None:
 
 def test_resume_after_max_minutes_equals_uninterrupted(tmp_path: Path) -> None:
     photos = write_photos(tmp_path / "photos")
-    train_content(options(photos, tmp_path / "whole", steps=5))
+    train(photos, tmp_path / "whole", steps=5)
     for expected_step in (1, 2, 3, 4, 5):  # max_minutes=0: one step per call
-        train_content(options(photos, tmp_path / "pieces", steps=5, max_minutes=0))
+        train(photos, tmp_path / "pieces", steps=5, max_minutes=0)
         assert checkpoint_state(tmp_path / "pieces")["step"] == expected_step
         assert (tmp_path / "pieces" / "content_net.pt").exists()
     assert_same_run(tmp_path / "whole", tmp_path / "pieces")
@@ -145,7 +174,7 @@ def test_resume_after_max_minutes_equals_uninterrupted(tmp_path: Path) -> None:
 def test_interrupt_checkpoints_and_resumes(tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     photos = write_photos(tmp_path / "photos")
-    train_content(options(photos, tmp_path / "whole", steps=4, val_every=3))
+    train(photos, tmp_path / "whole", steps=4, val_every=3)
     calls = []
 
     def interrupting_step(*args: object) -> train_mod.Losses:
@@ -157,10 +186,10 @@ def test_interrupt_checkpoints_and_resumes(tmp_path: Path,
 
     monkeypatch.setattr(train_mod, "train_step", interrupting_step)
     with pytest.raises(KeyboardInterrupt):
-        train_content(options(photos, tmp_path / "split", steps=4, val_every=3))
+        train(photos, tmp_path / "split", steps=4, val_every=3)
     assert checkpoint_state(tmp_path / "split")["step"] == 2
     monkeypatch.setattr(train_mod, "train_step", train_step)
-    train_content(options(photos, tmp_path / "split", steps=4, val_every=3))
+    train(photos, tmp_path / "split", steps=4, val_every=3)
     assert_same_run(tmp_path / "whole", tmp_path / "split")
 
 

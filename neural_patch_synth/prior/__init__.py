@@ -8,6 +8,7 @@ to it and back), or None for any size. Known pixels of the output are ignored.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Protocol
@@ -16,6 +17,8 @@ import torch
 
 from ..errors import NPSError
 from .smooth import SmoothPrior
+
+log = logging.getLogger(__name__)
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained" / "content_net.pt"
 """The shipped content-network weights (``$NPS_CONTENT_WEIGHTS`` overrides)."""
@@ -35,22 +38,33 @@ def shipped_weights() -> Path | None:
     return PRETRAINED if PRETRAINED.exists() else None
 
 
-def load_prior(spec: str, device: torch.device) -> Prior:
-    """Build the prior named by ``spec``: ``auto``, ``network``, ``smooth`` or a weights path."""
+def load_prior(spec: str | os.PathLike, device: torch.device) -> Prior:
+    """Build the prior named by ``spec``: ``auto``, ``network``, ``smooth`` or a weights path.
+
+    ``auto`` falls back to the smooth prior, with a ``logging`` warning, when there are no
+    content-network weights; the prior used is logged at INFO level.
+    """
     if spec == "smooth":
+        log.info("prior: smooth fill")
         return SmoothPrior()
     if spec == "auto":
         path = shipped_weights()
         if path is None:
+            log.warning("no content-network weights (%s is missing): the smooth prior is used "
+                        "instead (--prior smooth to choose it, --prior network to require the "
+                        "network)", PRETRAINED)
             return SmoothPrior()
     elif spec == "network":
         path = shipped_weights()
         if path is None:
-            raise NPSError("no content-network weights found (pretrained/content_net.pt)")
+            raise NPSError(f"prior 'network' needs the content-network weights, which are "
+                           f"missing: {PRETRAINED} (reinstall nps, or set NPS_CONTENT_WEIGHTS)")
     else:
         path = Path(spec)
     if not path.exists():
         raise NPSError(f"content-network weights not found: {path}")
     from .network import NetworkPrior
 
-    return NetworkPrior.from_file(path, device)
+    prior = NetworkPrior.from_file(path, device)
+    log.info("prior: content network %s", path)
+    return prior

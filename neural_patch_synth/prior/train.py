@@ -13,7 +13,6 @@ stops.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -32,7 +31,9 @@ from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
+from ..api import resolve_device
 from ..errors import NPSError
+from ..io import IMAGE_EXTENSIONS, load_image, to_8bit
 from ..masks import centre_square_mask, random_training_mask
 from .network import SIZE, ContentNet, save_weights
 
@@ -46,7 +47,6 @@ ADV_WEIGHT = 0.001
 """Weight of the adversarial term (reconstruction gets ``1 - ADV_WEIGHT``)."""
 DECAY_START = 0.7
 """Fraction of ``--steps`` after which the learning rate falls linearly to 10 % at the end."""
-EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
 class Discriminator(nn.Module):
@@ -70,25 +70,24 @@ def image_files(folder: str | Path) -> list[Path]:
     path = Path(folder)
     if not path.is_dir():
         raise NPSError(f"image folder not found: {path}")
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in EXTENSIONS and p.is_file())
+    files = sorted(p for p in path.iterdir()
+                   if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
     if not files:
         raise NPSError(f"no images in {path}")
     return files
 
 
 def decode(path: Path, side: int = CACHE_SIDE) -> np.ndarray:
-    """``(side, side, 3)`` uint8 RGB: shorter side resized to ``side``, centre-cropped."""
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            scale = side / min(im.size)
-            if scale != 1.0:
-                size = (max(side, round(im.width * scale)), max(side, round(im.height * scale)))
-                im = im.resize(size, Image.BICUBIC)
-            x0, y0 = (im.width - side) // 2, (im.height - side) // 2
-            return np.asarray(im.crop((x0, y0, x0 + side, y0 + side)))
-    except OSError as err:
-        raise NPSError(f"cannot read image {path}: {err}") from err
+    """``(side, side, 3)`` uint8 RGB: the photo as :func:`~neural_patch_synth.io.load_image`
+    reads it (size checked, orientation applied, 16 bits rounded to 8), shorter side resized
+    to ``side``, centre-cropped."""
+    im = Image.fromarray(to_8bit(load_image(path).pixels))
+    scale = side / min(im.size)
+    if scale != 1.0:
+        size = (max(side, round(im.width * scale)), max(side, round(im.height * scale)))
+        im = im.resize(size, Image.BICUBIC)
+    x0, y0 = (im.width - side) // 2, (im.height - side) // 2
+    return np.asarray(im.crop((x0, y0, x0 + side, y0 + side)))
 
 
 def photo_cache(files: list[Path], cache_dir: Path, quiet: bool) -> np.ndarray:
@@ -213,19 +212,6 @@ def learning_rate(base: float, step: int, steps: int) -> float:
     return base * (1.0 - 0.9 * (step - start) / max(steps - start, 1.0))
 
 
-def pick_device(name: str) -> torch.device:
-    """``auto`` → CUDA if available, else CPU; NPSError for an unusable device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise NPSError(f"unknown device: {name}") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise NPSError("CUDA requested but not available")
-    return device
-
-
 def rng_states(data_rng: np.random.Generator) -> dict:
     """Every RNG state training depends on."""
     states = {"python": random.getstate(), "numpy": np.random.get_state(),
@@ -268,38 +254,46 @@ def deferred_interrupts() -> Iterator[list[int]]:
             signal.signal(sig, handler)
 
 
-def train_content(args: argparse.Namespace) -> Path:
-    """Train (or resume) per the ``nps train-content`` options; returns the exported weights.
+def train_content(data: str | os.PathLike, out: str | os.PathLike, *,
+                  val_data: str | os.PathLike | None = None, steps: int = 8000,
+                  batch_size: int = 16, lr: float = 5e-4, val_every: int = 250,
+                  max_minutes: float | None = None, device: str = "auto", seed: int = 0,
+                  width: int = 24, quiet: bool = False) -> Path:
+    """Train (or resume) the content network on the photos in ``data``; returns the exported
+    weights (``out/content_net.pt``).
 
-    Uses ``args.data``, ``out``, ``val_data``, ``steps``, ``batch_size``, ``lr``, ``val_every``,
-    ``max_minutes``, ``device``, ``seed``, ``quiet`` and optionally ``width`` (network width).
+    ``out`` is the run folder (checkpoint, log, photo cache); ``val_data`` a folder of
+    validation photos; ``steps`` the total optimisation steps; ``val_every`` the steps between
+    validations and checkpoints; ``max_minutes`` stops early with a checkpoint (rerun to
+    resume); ``width`` the channels of the first network level. The defaults reproduce the
+    shipped model.
     """
-    if args.steps < 1 or args.batch_size < 1 or args.val_every < 1 or args.lr <= 0:
-        raise NPSError("--steps, --batch-size, --val-every and --lr must be positive")
-    device = pick_device(args.device)
-    out = Path(args.out)
+    if steps < 1 or batch_size < 1 or val_every < 1 or width < 1 or not lr > 0:
+        raise NPSError("steps, batch size, validation interval, width and learning rate must "
+                       "be positive")
+    dev = resolve_device(device)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    files = image_files(args.data)
-    val_images = validation_set(args.val_data) if args.val_data else None
-    photos = photo_cache(files, out, args.quiet)
+    files = image_files(data)
+    val_images = validation_set(val_data) if val_data else None
+    photos = photo_cache(files, out, quiet)
     if min(photos.shape[1:3]) < SIZE:
         raise NPSError(f"training photos must be at least {SIZE} px")
 
     ckpt_path, log_path = out / "checkpoint.pt", out / "log.jsonl"
-    width = int(getattr(args, "width", None) or 24)
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    data_rng = np.random.default_rng(args.seed)
-    model, disc = ContentNet(width).to(device), Discriminator().to(device)
-    opt_g = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(disc.parameters(), lr=args.lr, betas=(0.5, 0.999))
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    data_rng = np.random.default_rng(seed)
+    model, disc = ContentNet(width).to(dev), Discriminator().to(dev)
+    opt_g = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=lr, betas=(0.5, 0.999))
     step, elapsed = 0, 0.0
     if ckpt_path.exists():
         try:
-            ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-            model = ContentNet(ckpt["width"]).to(device)
-            opt_g = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.5, 0.999))
+            ckpt = torch.load(ckpt_path, map_location=dev, weights_only=False)
+            model = ContentNet(ckpt["width"]).to(dev)
+            opt_g = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.5, 0.999))
             model.load_state_dict(ckpt["model"])
             disc.load_state_dict(ckpt["disc"])
             opt_g.load_state_dict(ckpt["opt_g"])
@@ -321,19 +315,19 @@ def train_content(args: argparse.Namespace) -> Path:
             fh.write(json.dumps(record) + "\n")
 
     start = time.monotonic()
-    deadline = start + args.max_minutes * 60 if args.max_minutes is not None else None
-    bar = tqdm(total=args.steps, initial=step, disable=args.quiet, desc="train-content")
+    deadline = start + max_minutes * 60 if max_minutes is not None else None
+    bar = tqdm(total=steps, initial=step, disable=quiet, desc="train-content")
     sums = np.zeros(3)
     count = 0
     reason = "done"
     with deferred_interrupts() as received:
-        while step < args.steps:
+        while step < steps:
             t0 = time.monotonic()
             for opt in (opt_g, opt_d):
                 for group in opt.param_groups:
-                    group["lr"] = learning_rate(args.lr, step, args.steps)
+                    group["lr"] = learning_rate(lr, step, steps)
             losses = train_step(model, disc, opt_g, opt_d, *(
-                t.to(device) for t in sample_batch(photos, args.batch_size, data_rng)))
+                t.to(dev) for t in sample_batch(photos, batch_size, data_rng)))
             elapsed += time.monotonic() - t0
             step += 1
             sums += (losses.rec, losses.adv, losses.disc)
@@ -341,15 +335,15 @@ def train_content(args: argparse.Namespace) -> Path:
             bar.update(1)
             bar.set_postfix(rec=f"{losses.rec:.4f}", adv=f"{losses.adv:.3f}",
                             d=f"{losses.disc:.3f}")
-            if step % args.val_every == 0 or step == args.steps:
+            if step % val_every == 0 or step == steps:
                 rec, adv, d = (sums / count).tolist()
                 record = {"step": step, "rec": rec, "adv": adv, "disc": d,
                           "train_seconds": round(elapsed, 1),
                           "threads": torch.get_num_threads(), "time": time.time()}
                 if val_images is not None:
-                    record["val_hole_psnr"] = validate(model, val_images, device)
+                    record["val_hole_psnr"] = validate(model, val_images, dev)
                 log(record)
-                if not args.quiet:
+                if not quiet:
                     bar.write(json.dumps(record))
                 sums[:] = 0
                 count = 0
@@ -357,7 +351,7 @@ def train_content(args: argparse.Namespace) -> Path:
             if received:
                 reason = "interrupted"
                 break
-            if deadline is not None and time.monotonic() >= deadline and step < args.steps:
+            if deadline is not None and time.monotonic() >= deadline and step < steps:
                 reason = "max-minutes"
                 break
     bar.close()
@@ -367,6 +361,6 @@ def train_content(args: argparse.Namespace) -> Path:
     log({"event": reason, "step": step, "train_seconds": round(elapsed, 1), "time": time.time()})
     if reason == "interrupted":
         raise KeyboardInterrupt
-    if not args.quiet:
-        print(f"{reason}: step {step}/{args.steps}, weights {weights}")
+    if not quiet:
+        print(f"{reason}: step {step}/{steps}, weights {weights}")
     return weights
