@@ -22,6 +22,7 @@ from neural_patch_synth.bench.run import (
     run_speed,
     select_methods,
 )
+from neural_patch_synth.config import InpaintConfig
 from neural_patch_synth.errors import NPSError
 
 
@@ -184,8 +185,7 @@ def test_search_backends_agree_with_exact():
     image = np.random.default_rng(2).integers(0, 256, (128, 128, 3), dtype=np.uint8)
     mask = np.zeros((128, 128), bool)
     mask[48:80, 48:80] = True
-    config = argparse.Namespace(patch_size=3, known_stride=1, max_known_patches=500,
-                                vgg_weights="/nonexistent/vgg.pth")
+    config = InpaintConfig(max_known_patches=500, vgg_weights="/nonexistent/vgg.pth")
     rows = scaling.search_backends(image, mask, config, __import__("torch").device("cpu"))
     assert rows[0]["features"] == "random" and rows[0]["keys"] <= 500
     exact = [r for r in rows if r["pca_dim"] is None and "error" not in r]
