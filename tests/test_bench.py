@@ -10,25 +10,36 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neural_patch_synth.bench import metrics, report, scaling
+from neural_patch_synth.bench import datasets, metrics, report, scaling
 from neural_patch_synth.bench.datasets import CATEGORIES, data_root
 from neural_patch_synth.bench.methods import METHODS, Method
 from neural_patch_synth.bench.run import (
     ROWS,
     SPEED,
+    SUITES,
     Suite,
     read_jsonl,
     run_bench,
     run_speed,
     select_methods,
+    suite_cases,
 )
 from neural_patch_synth.config import InpaintConfig
 from neural_patch_synth.errors import NPSError
+from tests.conftest import DATA
+
+QUICK_CATEGORIES = [CATEGORIES[c] for c in SUITES["quick"].categories]
+QUICK_CASES = 2 + len(QUICK_CATEGORIES) + 3
+"""Cases of the quick suite on the tiny data: 2 Kodak crops, one mask per quick category (one
+exists per category), 3 scenes."""
+TINY_SIDE = 96
 
 
 @pytest.fixture
 def data(tmp_path, monkeypatch):
-    """A tiny data tree: 2 Kodak stand-ins, one mask per category, 3 scene photos."""
+    """A tiny data tree: 2 Kodak stand-ins, one mask per category, 3 scene photos; Kodak
+    centre crops of :data:`TINY_SIDE` px (the real 512 is checked on the shared data)."""
+    monkeypatch.setattr(datasets, "KODAK_SIDE", TINY_SIDE)
     rng = np.random.default_rng(0)
     root = tmp_path / "data"
     for folder in ("kodak", "masks/irregular", "scenes/val"):
@@ -78,13 +89,15 @@ def test_harness_end_to_end_and_resume(data, dummies, tmp_path):
     out = tmp_path / "out"
     assert run_bench(bench_args(out)) == 0
     results = json.loads((out / "results.json").read_text())
-    cases = 2 + len(CATEGORIES) + 3  # Kodak centre (2 exist), one per category, 3 scenes
+    cases = QUICK_CASES
     assert len(results["rows"]) == 2 * cases == len(dummies)
     row = results["rows"][0]
     for key in ("method", "dataset", "image", "mask", "l1", "l2", "psnr", "ssim", "seconds"):
         assert key in row
     assert {r["category"] for r in results["rows"] if r["dataset"] == "kodak-irregular"} == set(
-        CATEGORIES)
+        QUICK_CATEGORIES)
+    assert {(r["width"], r["height"]) for r in results["rows"]
+            if r["dataset"] == "kodak-centre"} == {(TINY_SIDE, TINY_SIDE)}
     summary = (out / "summary.md").read_text()
     assert "### kodak-centre" in summary and "by hole-area category" in summary
     assert "**" in summary
@@ -117,11 +130,18 @@ def test_resume_after_interruption(data, dummies, tmp_path, monkeypatch):
     monkeypatch.setitem(METHODS, "identity", Method("identity", real))
     dummies.clear()
     assert run_bench(bench_args(out)) == 0
-    assert len(dummies) == 2 * 11 - 5
-    assert len(json.loads((out / "results.json").read_text())["rows"]) == 22
+    assert len(dummies) == 2 * QUICK_CASES - 5
+    assert len(json.loads((out / "results.json").read_text())["rows"]) == 2 * QUICK_CASES
 
 
-def test_failed_fill_is_recorded(data, dummies, tmp_path, monkeypatch):
+@pytest.fixture
+def one_photo(monkeypatch):
+    """The quick suite cut to one case per data set (for tests about single fills)."""
+    monkeypatch.setitem(SUITES, "quick", Suite(kodak_centre=1, per_category=1, categories=(3,),
+                                               scenes=1, sizes=(), search_sizes=()))
+
+
+def test_failed_fill_is_recorded(data, dummies, one_photo, tmp_path, monkeypatch):
     def broken(image, mask):
         """Always fails."""
         raise RuntimeError("boom")
@@ -134,7 +154,7 @@ def test_failed_fill_is_recorded(data, dummies, tmp_path, monkeypatch):
     assert "fill(s) failed" in (out / "summary.md").read_text()
 
 
-def test_bad_input(data, dummies, tmp_path, monkeypatch):
+def test_bad_input(data, dummies, one_photo, tmp_path, monkeypatch):
     out = tmp_path / "out"
     with pytest.raises(NPSError, match="unknown method"):
         run_bench(bench_args(out, methods=("mean-fill", "nope")))
@@ -171,7 +191,8 @@ def test_speed_section(data, tmp_path):
         return image
 
     methods = {"nps": Method("nps", slow), "patchmatch": Method("patchmatch", slow)}
-    suite = Suite(kodak_centre=1, per_category=1, scenes=1, sizes=(32, 64), search_sizes=())
+    suite = Suite(kodak_centre=1, per_category=1, categories=(0,), scenes=1, sizes=(32, 64),
+                  search_sizes=())
     run_speed(data, suite, methods, tmp_path, "cpu", quiet=True)
     rows = read_jsonl(tmp_path / SPEED)
     assert {(r["size"], r["method"]) for r in rows} == {(s, m) for s in (32, 64) for m in methods}
@@ -216,3 +237,28 @@ def test_ssim_matches_skimage():
                                     use_sample_covariance=False, data_range=1, channel_axis=-1)
     assert metrics.ssim(a, b) == pytest.approx(ref, abs=1e-9)
     assert metrics.ssim(a, a) == pytest.approx(1.0)
+
+
+# --- the suites on the shared data ----------------------------------------------------------
+
+def test_suites_measure_what_the_issue_asks(kodak_dir):
+    quick, full = (suite_cases(SUITES[name], DATA) for name in ("quick", "full"))
+
+    def count(cases, dataset):
+        return [c for c in cases if c.dataset == dataset]
+
+    assert len(count(quick, "kodak-centre")) == 6 and len(count(full, "kodak-centre")) == 24
+    assert all(c.side == 512 and c.mask_path is None for c in count(full, "kodak-centre"))
+    irregular = count(quick, "kodak-irregular")
+    assert sorted(c.category for c in irregular) == ["30–40 %"] * 3 + ["40–50 %"] * 3
+    assert len({c.image_id for c in irregular}) == 6 and all(c.side is None for c in irregular)
+    assert len(count(full, "kodak-irregular")) == 24
+    assert {c.category for c in count(full, "kodak-irregular")} == set(CATEGORIES)
+    assert len(count(quick, "scenes-128")) == 20 and len(count(full, "scenes-128")) == 100
+    for dataset in ("kodak-centre", "scenes-128"):  # the quick cases are among the full ones
+        assert {c.key for c in count(quick, dataset)} <= {c.key for c in count(full, dataset)}
+    assert [c.key for c in quick] == [c.key for c in suite_cases(SUITES["quick"], DATA)]
+    image, mask = count(quick, "kodak-centre")[0].load()
+    assert image.shape == (512, 512, 3) and mask.sum() == 256 * 256 and mask[256, 256]
+    photo, hole = irregular[0].load()
+    assert photo.shape[:2] in {(512, 768), (768, 512)} and hole.shape == photo.shape[:2]
