@@ -9,15 +9,17 @@ import math
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 
 from neural_patch_synth.bench import datasets, metrics, report, scaling
-from neural_patch_synth.bench.datasets import CATEGORIES, data_root
+from neural_patch_synth.bench.datasets import CATEGORIES, Case, data_root
 from neural_patch_synth.bench.methods import METHODS, Method
 from neural_patch_synth.bench.run import (
     ROWS,
     SPEED,
     SUITES,
     Suite,
+    fill_row,
     read_jsonl,
     run_bench,
     run_speed,
@@ -92,7 +94,8 @@ def test_harness_end_to_end_and_resume(data, dummies, tmp_path):
     cases = QUICK_CASES
     assert len(results["rows"]) == 2 * cases == len(dummies)
     row = results["rows"][0]
-    for key in ("method", "dataset", "image", "mask", "l1", "l2", "psnr", "ssim", "seconds"):
+    for key in ("method", "dataset", "image", "mask", "l1", "l2", "psnr", "ssim", "sharpness",
+                "swd", "swd_half", "saturation", "seconds"):
         assert key in row
     assert {r["category"] for r in results["rows"] if r["dataset"] == "kodak-irregular"} == set(
         QUICK_CATEGORIES)
@@ -100,8 +103,11 @@ def test_harness_end_to_end_and_resume(data, dummies, tmp_path):
             if r["dataset"] == "kodak-centre"} == {(TINY_SIDE, TINY_SIDE)}
     summary = (out / "summary.md").read_text()
     assert "### kodak-centre" in summary and "by hole-area category" in summary
+    assert "## Headline" in summary and "| method | PSNR dB | SSIM | sharpness | SWD | SWD ½ | " \
+        "saturation | s / image |" in summary
+    assert "SWD ½ by hole-area category" in summary
     assert "**" in summary
-    assert (out / "psnr_by_category.png").stat().st_size > 0
+    assert (out / "by_category.png").stat().st_size > 0
     assert len(list((out / "pictures").glob("*.png"))) == 6  # 2 per data set
     # mean fill beats leaving the hole black
     by = {(r["method"], r["image"], r["mask"]): r for r in results["rows"]}
@@ -237,6 +243,100 @@ def test_ssim_matches_skimage():
                                     use_sample_covariance=False, data_range=1, channel_axis=-1)
     assert metrics.ssim(a, b) == pytest.approx(ref, abs=1e-9)
     assert metrics.ssim(a, a) == pytest.approx(1.0)
+
+
+# --- texture measures on hand-made fills ---------------------------------------------------
+
+@pytest.fixture
+def texture():
+    """A colourful smooth-noise photo ``(64, 64, 3)`` uint8, a 32² hole, and a fill helper."""
+    rng = np.random.default_rng(0)
+    raw = ndimage.gaussian_filter(rng.random((64, 64, 3)), (1.0, 1.0, 0))
+    truth = np.round((raw - raw.min()) / (raw.max() - raw.min()) * 255).astype(np.uint8)
+    mask = np.zeros((64, 64), bool)
+    mask[16:48, 16:48] = True
+
+    def fill(inside: np.ndarray) -> np.ndarray:
+        return np.where(mask[..., None], np.clip(np.round(inside), 0, 255), truth).astype(np.uint8)
+
+    return truth, mask, fill
+
+
+def test_identical_fill_is_perfect(texture):
+    truth, mask, _ = texture
+    m = metrics.hole_metrics(truth, truth, mask)
+    assert m["sharpness"] == pytest.approx(1.0) and m["saturation"] == pytest.approx(1.0)
+    assert m["swd"] == 0.0 and m["swd_half"] == 0.0
+
+
+def test_blurred_grey_and_noisy_fills(texture):
+    truth, mask, fill = texture
+    blurred = metrics.hole_metrics(fill(ndimage.gaussian_filter(truth.astype(float), (2, 2, 0))),
+                                   truth, mask)
+    assert blurred["sharpness"] < 0.5 and blurred["swd"] > 1.0 and blurred["swd_half"] > 1.0
+    grey = metrics.hole_metrics(fill(np.repeat(truth.mean(2, keepdims=True), 3, 2)), truth, mask)
+    assert grey["saturation"] < 0.1
+    noise = np.random.default_rng(1).normal(0, 25, truth.shape)
+    noisy = metrics.hole_metrics(fill(truth + noise), truth, mask)
+    assert noisy["sharpness"] > 1.3 and noisy["swd"] > 0
+
+
+def summary_row(method: str, **values) -> dict:
+    return {"method": method, "dataset": "set", "image": "a", "mask": "centre", "category": None,
+            "width": 64, "height": 64, "hole": 0.25, **values}
+
+
+def test_hole_too_small_for_swd_and_the_tables_render(texture, tmp_path):
+    """A 5² hole holds no 7×7 patch: SWD is NaN, stored as null, left out of the means."""
+    truth, _, fill = texture
+    tiny = np.zeros((64, 64), bool)
+    tiny[30:35, 30:35] = True
+    assert math.isnan(metrics.patch_swd(truth, truth, tiny))
+    assert math.isnan(metrics.patch_swd(truth, truth, tiny, half=True))
+
+    def grey(image, mask):
+        """Grey fill."""
+        return np.where(mask[..., None], 128, image).astype(np.uint8)
+
+    small = fill_row(Method("grey", grey), Case("set", tmp_path / "a.png"), truth, tiny, False,
+                     None)
+    assert small["swd"] is None and small["swd_half"] is None and small["sharpness"] > 0
+    json.dumps(small, allow_nan=False)  # strict JSON
+    rows = [small, {**small, "image": "b", "swd": float("nan"), "swd_half": 3.0},
+            {**small, "image": "c", "swd": 2.5, "swd_half": 3.5}]
+    lines = report.dataset_tables(rows, ["grey"]) + report.headline_tables(rows, ["grey"])
+    grey_lines = [line for line in lines if line.startswith("| grey |")]
+    assert len(grey_lines) == 2
+    assert "| 2.50 |" in grey_lines[0]  # SWD: the one finite value, no ± (nan and None out)
+    assert "| 3.25 ± 0.35 |" in grey_lines[0]  # SWD ½ over the two finite values
+    cells = grey_lines[1].split(" | ")
+    assert cells[4] == "2.50" and cells[5] == "3.25"
+
+
+def test_best_is_closest_to_one_for_ratios_and_lowest_for_swd():
+    rows = [summary_row("blurry", psnr=20.0, sharpness=0.5, swd=4.0, saturation=0.7),
+            summary_row("close", psnr=18.0, sharpness=1.1, swd=2.0, saturation=0.95),
+            summary_row("noisy", psnr=17.0, sharpness=1.6, swd=3.0, saturation=1.02)]
+    cells = {line.split(" | ")[0].strip("| "): line.split(" | ")
+             for line in report.headline_tables(rows, ["blurry", "close", "noisy"])
+             if line.startswith("| ") and not line.startswith("| method")}
+    # columns: method, PSNR, SSIM, sharpness, SWD, SWD ½, saturation, s / image
+    assert cells["blurry"][1] == "**20.00**"  # highest PSNR
+    assert cells["close"][3] == "**1.10**" and cells["blurry"][3] == "0.50"  # not the lowest
+    assert cells["noisy"][3] == "1.60"  # nor the highest
+    assert cells["close"][4] == "**2.00**"  # lowest SWD
+    assert cells["noisy"][6] == "**1.02**" and cells["close"][6] == "0.95"
+
+
+def test_speed_target_line():
+    def rows(nps, pm):
+        return [{"section": "end-to-end", "size": size, "method": m, "seconds": t, "peak_mb": 1}
+                for size, m, t in [(256, "nps", 1.0), (512, "nps", nps), (512, "patchmatch", pm)]]
+
+    assert "= 0.50× — met" in report.speed_target(rows(10.0, 20.0))
+    assert "= 1.50× — not met" in report.speed_target(rows(30.0, 20.0))
+    assert report.speed_target(rows(30.0, 20.0)[:2]) is None  # no PatchMatch at 512²
+    assert "= 1.50× — not met" in "\n".join(report.speed_tables(rows(30.0, 20.0)))
 
 
 # --- the suites on the shared data ----------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
@@ -123,7 +124,8 @@ def fill_row(m: Method, case: Case, image: np.ndarray, mask: np.ndarray, cuda: b
     """Run one method on one case (hole pixels zeroed first) and score it.
 
     Known pixels of the result are taken from the input, so every method is scored on its hole
-    alone. ``keep``: where to save the filled image, if anywhere.
+    alone. ``keep``: where to save the filled image, if anywhere. A metric that cannot be
+    measured (NaN: SWD of a hole too small for a 7×7 patch) is stored as None (JSON null).
     """
     row: dict[str, Any] = {"method": m.name, "dataset": case.dataset, "image": case.image_id,
                            "mask": case.mask_id, "category": case.category,
@@ -145,7 +147,8 @@ def fill_row(m: Method, case: Case, image: np.ndarray, mask: np.ndarray, cuda: b
         from PIL import Image
 
         Image.fromarray(result).save(keep)
-    return {**row, **hole_metrics(result, image, mask), "seconds": seconds, "peak_mb": peak}
+    scores = {k: None if math.isnan(v) else v for k, v in hole_metrics(result, image, mask).items()}
+    return {**row, **scores, "seconds": seconds, "peak_mb": peak}
 
 
 def run_quality(cases: Sequence[Case], methods: dict[str, Method], out: Path, suite: Suite,
@@ -279,7 +282,7 @@ def benchmark(cases: Sequence[Case], methods: dict[str, Method], out: Path, suit
     for case in pictures:
         report.write_picture(out / "pictures" / f"{case.dataset}-{case.image_id}-"
                                                 f"{case.mask_id}.png", case, out, names)
-    report.write_plot(out / "psnr_by_category.png", rows, names)
+    report.write_plot(out / "by_category.png", rows, names)
     failed = sum("error" in r for r in rows)
     if failed and not quiet:
         print(f"nps bench: {failed} fill(s) failed; see {out / 'summary.md'}", file=sys.stderr)
