@@ -1,4 +1,5 @@
-"""The benchmark harness end to end on tiny fake data, and the metrics on hand-made cases."""
+"""The benchmark harness end to end on tiny fake data, the sheets, the blind mode, and the
+metrics on hand-made cases."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from neural_patch_synth.bench import datasets, metrics, report, scaling
+from neural_patch_synth.bench import blind, datasets, metrics, report, scaling, sheets
 from neural_patch_synth.bench.datasets import CATEGORIES, Case, data_root
 from neural_patch_synth.bench.methods import METHODS, Method
 from neural_patch_synth.bench.run import (
@@ -26,6 +27,7 @@ from neural_patch_synth.bench.run import (
     select_methods,
     suite_cases,
 )
+from neural_patch_synth.cli import main as cli_main
 from neural_patch_synth.config import InpaintConfig
 from neural_patch_synth.errors import NPSError
 from tests.conftest import DATA
@@ -82,9 +84,9 @@ def dummies(monkeypatch):
     return calls
 
 
-def bench_args(out, suite="quick", methods=("mean-fill", "identity")):
+def bench_args(out, suite="quick", methods=("mean-fill", "identity"), blind=None):
     return argparse.Namespace(suite=suite, out=str(out), methods=list(methods), device="cpu",
-                              quiet=True)
+                              quiet=True, blind=blind, score_blind=None)
 
 
 def test_harness_end_to_end_and_resume(data, dummies, tmp_path):
@@ -109,6 +111,7 @@ def test_harness_end_to_end_and_resume(data, dummies, tmp_path):
     assert "**" in summary
     assert (out / "by_category.png").stat().st_size > 0
     assert len(list((out / "pictures").glob("*.png"))) == 6  # 2 per data set
+    assert not (out / "look").exists()  # neither nps nor patchmatch ran: nothing to look at
     # mean fill beats leaving the hole black
     by = {(r["method"], r["image"], r["mask"]): r for r in results["rows"]}
     assert all(by[("mean-fill", i, m)]["l1"] < r["l1"]
@@ -337,6 +340,116 @@ def test_speed_target_line():
     assert "= 1.50× — not met" in report.speed_target(rows(30.0, 20.0))
     assert report.speed_target(rows(30.0, 20.0)[:2]) is None  # no PatchMatch at 512²
     assert "= 1.50× — not met" in "\n".join(report.speed_tables(rows(30.0, 20.0)))
+
+
+# --- look sheets and the blind mode ---------------------------------------------------------
+
+BLACK = (0, 0, 0)
+
+
+def look_scale(crop: np.ndarray) -> int:
+    """Look panels are enlarged ×2 when that still fits LOOK_MAX (the 128² scenes)."""
+    return 2 if 2 * max(crop.shape) <= sheets.LOOK_MAX else 1
+
+
+def hole_colour(path, mask: np.ndarray, panel: int) -> tuple[int, int, int]:
+    """Colour of a hole pixel in panel ``panel`` (0 = input) of a look or blind sheet."""
+    crop = mask[sheets.look_box(mask)]
+    scale = look_scale(crop)
+    ys, xs = np.nonzero(crop)
+    y, x = int(ys[len(ys) // 2]), int(xs[len(xs) // 2])
+    sheet = Image.open(path).convert("RGB")
+    top = sheet.height - crop.shape[0] * scale
+    return sheet.getpixel((panel * crop.shape[1] * scale + x * scale, top + y * scale))
+
+
+def test_look_sheets_and_blind_mode(data, dummies, tmp_path, capsys):
+    """Look and blind sheets for every case; the key unblinds: the sheet's left panel is the
+    key's left method, and a judge who always picks mean-fill's side scores 100 % for it."""
+    out = tmp_path / "out"
+    assert run_bench(bench_args(out, blind="mean-fill,identity")) == 0
+    cases = {c.key: c for c in suite_cases(SUITES["quick"], data)}
+    looks = sorted((out / "look").glob("*.png"))
+    assert len(looks) == len(cases) == QUICK_CASES
+    for case in cases.values():
+        path = sheets.look_path(out, case)
+        _, mask = case.load()
+        crop = mask[sheets.look_box(mask)]  # input | mean-fill | identity | truth:
+        assert Image.open(path).width == 4 * crop.shape[1] * look_scale(crop)
+        assert hole_colour(path, mask, 0) in {(255, 255, 255), (200, 200, 200)}  # checkered
+        assert hole_colour(path, mask, 1) != BLACK and hole_colour(path, mask, 2) == BLACK
+
+    key = json.loads((out / blind.KEY).read_text())
+    assert key["pair"] == ["mean-fill", "identity"] and len(key["cases"]) == QUICK_CASES
+    assert len(list((out / blind.FOLDER).glob("case-*.png"))) == QUICK_CASES
+    for number, entry in key["cases"].items():
+        _, mask = cases[(entry["dataset"], entry["image"], entry["mask"])].load()
+        sheet = out / blind.FOLDER / f"case-{number}.png"
+        left_black = hole_colour(sheet, mask, 1) == BLACK
+        assert left_black == (entry["left"] == "identity")
+        assert (hole_colour(sheet, mask, 2) == BLACK) == (entry["right"] == "identity")
+
+    answers = out / blind.ANSWERS
+    assert answers.read_text().count(": \n") == QUICK_CASES  # the empty template
+    judged = "".join(f"{n}: {'left' if e['left'] == 'mean-fill' else 'right'}  looks filled\n"
+                     for n, e in key["cases"].items())
+    answers.write_text("# my answers\n" + judged)
+    counts = blind.tally(key, blind.read_answers(answers))
+    assert counts["all"] == {"cases": QUICK_CASES, "answered": QUICK_CASES,
+                             "mean-fill": QUICK_CASES, "identity": 0, "tie": 0}
+    assert counts["scenes-128"]["mean-fill"] == 3 and list(counts)[-1] == "all"
+    assert cli_main(["bench", "--score-blind", str(out)]) == 0
+    assert f"| all | {QUICK_CASES} | {QUICK_CASES} | {QUICK_CASES} (100 %) | 0 (0 %) |" in (
+        capsys.readouterr().out)
+    assert blind.main([str(out)]) == 0 and "mean-fill preferred" in capsys.readouterr().out
+
+    # a rerun keeps the answers; a missing kept fill is made again, and only that one
+    kept = sheets.output_path(out, next(iter(cases.values())), "mean-fill")
+    kept.unlink()
+    dummies.clear()
+    assert run_bench(bench_args(out, blind="mean-fill,identity")) == 0
+    assert dummies == ["mean-fill"] and kept.exists()
+    assert answers.read_text() == "# my answers\n" + judged
+    assert len(json.loads((out / "results.json").read_text())["rows"]) == 2 * QUICK_CASES
+    with pytest.raises(NPSError, match="holds answers"):  # another pair: another key
+        run_bench(bench_args(out, blind="identity,mean-fill"))
+
+
+def test_blind_sides_are_seeded_and_balanced(tmp_path):
+    cases = [Case("set", tmp_path / f"img{i}.png") for i in range(9)]
+    key = blind.make_key(cases, ("a", "b"))
+    assert key == blind.make_key(cases, ("a", "b"))  # seeded
+    lefts = [e["left"] for e in key["cases"].values()]
+    assert list(key["cases"]) == [f"{i:02d}" for i in range(1, 10)]
+    assert lefts.count("a") == 5 and lefts.count("b") == 4  # both sides, balanced
+    assert all({e["left"], e["right"]} == {"a", "b"} for e in key["cases"].values())
+
+
+def test_blind_answers_are_checked(tmp_path):
+    key = blind.make_key([Case("set", tmp_path / f"img{i}.png") for i in range(3)], ("a", "b"))
+    path = tmp_path / "answers.md"
+    path.write_text("01: left\n02:\n03: TIE\n")
+    assert blind.read_answers(path) == {1: "left", 3: "tie"}
+    assert "| all | 3 | 2 |" in "\n".join(blind.score_table(key, blind.read_answers(path)))
+    for text, error in [("01: maybe\n", "not left, right or tie"),
+                        ("01: left\n1: right\n", "answered twice")]:
+        path.write_text(text)
+        with pytest.raises(NPSError, match=error):
+            blind.read_answers(path)
+    path.write_text("07: left\n")
+    with pytest.raises(NPSError, match="does not hold"):
+        blind.score_table(key, blind.read_answers(path))
+    with pytest.raises(NPSError, match="two different method names"):
+        blind.parse_pair("nps,nps")
+
+
+def test_look_box():
+    mask = np.zeros((100, 200), bool)
+    mask[10:30, 40:80] = True
+    assert sheets.look_box(mask) == (slice(0, 40), slice(20, 100))  # +10 rows, +20 columns
+    wide = np.zeros((100, 900), bool)
+    wide[40:60, 100:800] = True  # 700 wide: cut to 512 around the hole's centre
+    assert sheets.look_box(wide) == (slice(30, 70), slice(194, 706))
 
 
 # --- the suites on the shared data ----------------------------------------------------------

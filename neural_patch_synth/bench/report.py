@@ -1,4 +1,4 @@
-"""What a run leaves in ``--out``: results.json, summary.md, comparison pictures and the plot.
+"""What a run leaves in ``--out``: results.json, summary.md and the by-category plot.
 
 Every table shows mean ± std per method (means only in the headline tables) with the best mean
 in bold: the highest PSNR and SSIM, the lowest errors, SWD and time, and the sharpness and
@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-from PIL import Image, ImageDraw
 
-from .datasets import CATEGORIES, Case
+from .datasets import CATEGORIES
 
 Row = dict[str, Any]
 
@@ -44,10 +43,6 @@ CATEGORY_METRICS = ("psnr", "ssim", "l1", "sharpness", "swd", "swd_half", "satur
 PLOT_METRICS = ("psnr", "sharpness", "swd")
 TARGET_SIZE = 512
 """Side of the speed case the issue's target is set at (nps at or below PatchMatch)."""
-PANEL = 256
-"""Longest side of one panel of a comparison picture, in pixels."""
-COLUMNS = 5
-LABEL = 14
 LEGEND = (
     "L1 % / L2 %: mean absolute / squared error of the hole pixels in [0, 1], × 100; PSNR over "
     "the hole pixels; SSIM (Gaussian, σ 1.5) on the hole's bounding box; sharpness: band-pass "
@@ -58,11 +53,6 @@ LEGEND = (
     "a 7×7 patch are left out); saturation: mean HSV saturation of the fill over the truth's in "
     "the hole (best = closest to 1); s / image: wall time of the fill; peak MB: extra peak "
     "resident memory of the fill (CPU) or peak CUDA tensor memory.")
-
-
-def output_path(out: Path, case: Case, method: str) -> Path:
-    """Where the filled image of ``case`` by ``method`` is kept for the pictures."""
-    return out / "outputs" / case.dataset / f"{case.image_id}-{case.mask_id}" / f"{method}.png"
 
 
 def values(rows: Sequence[Row], key: str) -> list[float]:
@@ -283,37 +273,6 @@ def write_summary(path: Path, meta: dict[str, Any], rows: list[Row], speed: list
 
 def write_results(path: Path, meta: dict[str, Any], rows: list[Row], speed: list[Row]) -> None:
     path.write_text(json.dumps({"meta": meta, "rows": rows, "speed": speed}, indent=1) + "\n")
-
-
-def _panel(image: np.ndarray, label: str) -> Image.Image:
-    img = Image.fromarray(image)
-    img.thumbnail((PANEL, PANEL), Image.LANCZOS)
-    panel = Image.new("RGB", (img.width, img.height + LABEL), "white")
-    panel.paste(img, (0, LABEL))
-    ImageDraw.Draw(panel).text((2, 1), label, fill="black")
-    return panel
-
-
-def write_picture(path: Path, case: Case, out: Path, methods: Sequence[str]) -> bool:
-    """Input with hole | each method's fill | ground truth, ``COLUMNS`` panels per line."""
-    image, mask = case.load()
-    shown = np.where(mask[..., None], 255, image).astype(np.uint8)
-    panels = [_panel(shown, "input")]
-    for m in methods:
-        filled = output_path(out, case, m)
-        if filled.exists():
-            panels.append(_panel(np.asarray(Image.open(filled).convert("RGB")), m))
-    if len(panels) == 1:
-        return False
-    panels.append(_panel(image, "ground truth"))
-    w, h = panels[0].size
-    cols = min(COLUMNS, len(panels))
-    sheet = Image.new("RGB", (cols * w, -(-len(panels) // cols) * h), "white")
-    for i, p in enumerate(panels):
-        sheet.paste(p, ((i % cols) * w, (i // cols) * h))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path, optimize=True)
-    return True
 
 
 def write_plot(path: Path, rows: list[Row], methods: Sequence[str]) -> bool:
