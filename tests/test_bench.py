@@ -84,6 +84,13 @@ def dummies(monkeypatch):
     return calls
 
 
+@pytest.fixture
+def one_photo(monkeypatch):
+    """The quick suite cut to one case per data set (for tests about single fills)."""
+    monkeypatch.setitem(SUITES, "quick", Suite(kodak_centre=1, per_category=1, categories=(3,),
+                                               scenes=1, sizes=(), search_sizes=()))
+
+
 def bench_args(out, suite="quick", methods=("mean-fill", "identity"), blind=None):
     return argparse.Namespace(suite=suite, out=str(out), methods=list(methods), device="cpu",
                               quiet=True, blind=blind, score_blind=None)
@@ -123,7 +130,7 @@ def test_harness_end_to_end_and_resume(data, dummies, tmp_path):
     assert len(json.loads((out / "results.json").read_text())["rows"]) == 2 * cases
 
 
-def test_resume_after_interruption(data, dummies, tmp_path, monkeypatch):
+def test_resume_after_interruption(data, dummies, one_photo, tmp_path, monkeypatch):
     out = tmp_path / "out"
     real = METHODS["identity"].fn
 
@@ -139,15 +146,8 @@ def test_resume_after_interruption(data, dummies, tmp_path, monkeypatch):
     monkeypatch.setitem(METHODS, "identity", Method("identity", real))
     dummies.clear()
     assert run_bench(bench_args(out)) == 0
-    assert len(dummies) == 2 * QUICK_CASES - 5
-    assert len(json.loads((out / "results.json").read_text())["rows"]) == 2 * QUICK_CASES
-
-
-@pytest.fixture
-def one_photo(monkeypatch):
-    """The quick suite cut to one case per data set (for tests about single fills)."""
-    monkeypatch.setitem(SUITES, "quick", Suite(kodak_centre=1, per_category=1, categories=(3,),
-                                               scenes=1, sizes=(), search_sizes=()))
+    assert len(dummies) == 2 * 3 - 5  # 3 cases, 2 methods
+    assert len(json.loads((out / "results.json").read_text())["rows"]) == 2 * 3
 
 
 def test_failed_fill_is_recorded(data, dummies, one_photo, tmp_path, monkeypatch):
