@@ -182,8 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="compare nps with PatchMatch and classical fills")
     p.add_argument("--suite", choices=("quick", "full"), default="quick")
-    p.add_argument("--out", required=True, help="output folder (results.json, summary.md, ...)")
+    p.add_argument("--out", help="output folder (results.json, summary.md, look/, ...)")
     p.add_argument("--methods", nargs="+", help="methods to run (default: all available)")
+    p.add_argument("--blind", nargs="?", const="nps,patchmatch", metavar="A,B",
+                   help="also write unlabelled A-vs-B sheets to judge (default nps,patchmatch)")
+    p.add_argument("--score-blind", metavar="OUT", help="print the blind score of OUT and exit")
     p.add_argument("--data", help="data folder (default: $NPS_DATA, else ../shared/data)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from neural_patch_synth.errors import NPSError
 
 CATEGORIES = ("1–10 %", "10–20 %", "20–30 %", "30–40 %", "40–50 %", "50–60 %")
 """Hole-area categories of the irregular masks (Liu et al. 2018), by ``int(stem) // 2000``."""
+KODAK_SIDE = 512
+"""Side of the Kodak centre crops (the issue's 512² photo with a 256² hole)."""
 SCENE_SIDE = 128
 """Side of the scene photos after resizing (the content network's training size)."""
 
@@ -102,7 +105,8 @@ def _files(folder: Path, pattern: str) -> list[Path]:
     return files
 
 
-def _rng(name: str) -> np.random.Generator:
+def seeded_rng(name: str) -> np.random.Generator:
+    """A generator seeded by ``name``: the same draws on every machine and every run."""
     return np.random.default_rng(zlib.crc32(name.encode()))
 
 
@@ -112,26 +116,30 @@ def subset(items: list[Path], count: int | None, name: str) -> list[Path]:
     They are the first ``count`` of a fixed permutation, so a larger count keeps every item of
     a smaller one: the quick suite's cases are among the full suite's.
     """
-    order = _rng(name).permutation(len(items))[:count]
+    order = seeded_rng(name).permutation(len(items))[:count]
     return sorted(items[i] for i in order)
 
 
 def kodak_centre(root: Path, count: int | None) -> list[Case]:
-    """Kodak photos at full size with the centre hole; ``count`` drawn at random (None: all)."""
-    return [Case("kodak-centre", p)
+    """Kodak :data:`KODAK_SIDE`² centre crops with the 256² centre hole; ``count`` photos drawn
+    at random (None: all 24)."""
+    return [Case("kodak-centre", p, side=KODAK_SIDE)
             for p in subset(_files(root / "kodak", "*.png"), count, "kodak-centre")]
 
 
-def kodak_irregular(root: Path, per_category: int) -> list[Case]:
-    """Kodak photos with irregular masks, ``per_category`` cases per hole-area category.
+def kodak_irregular(root: Path, per_category: int,
+                    categories: Sequence[int] = range(len(CATEGORIES))) -> list[Case]:
+    """Full-size Kodak photos with irregular masks (resized to the photo), ``per_category``
+    cases for each hole-area category index in ``categories`` (0 = 1–10 % … 5 = 50–60 %).
 
     Each case gets a different photo while there are photos left; masks are drawn per category.
     """
     kodak = _files(root / "kodak", "*.png")
-    photos = [kodak[i] for i in _rng("kodak-irregular").permutation(len(kodak))]
+    photos = [kodak[i] for i in seeded_rng("kodak-irregular").permutation(len(kodak))]
     masks = _files(root / "masks" / "irregular", "*.png")
     cases = []
-    for cat, label in enumerate(CATEGORIES):
+    for cat in categories:
+        label = CATEGORIES[cat]
         pool = [m for m in masks if int(m.stem) // 2000 == cat]
         if not pool:
             raise NPSError(f"no irregular masks of category {label} in {root / 'masks/irregular'}")

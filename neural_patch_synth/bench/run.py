@@ -1,19 +1,22 @@
 """``nps bench``: run a suite, keep every result as it finishes, then write the report.
 
 Results are appended to ``OUT/rows.jsonl`` and ``OUT/speed.jsonl`` one line at a time; a rerun
-with the same ``--out`` skips every (method, data set, photo, mask) already there, and rebuilds
-``results.json``, ``summary.md``, the pictures and the plot from all of them.
+with the same ``--out`` skips every (method, data set, photo, mask) already there (unless a fill
+that should be kept for the sheets is missing: that one is run again and its new row replaces
+the old), and rebuilds ``results.json``, ``summary.md``, the pictures, the look sheets, the
+blind sheets (``--blind``) and the plot from all of them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,7 +28,8 @@ from tqdm.auto import tqdm
 
 from neural_patch_synth.errors import NPSError
 
-from . import datasets, report, scaling
+from . import blind as blind_mod
+from . import datasets, report, scaling, sheets
 from .datasets import Case
 from .meter import measure
 from .methods import METHODS, Method, configure_nps, content_prior, nps_config, unavailable
@@ -33,14 +37,18 @@ from .metrics import hole_metrics
 
 ROWS, SPEED, RUN = "rows.jsonl", "speed.jsonl", "run.json"
 VGG_FILE = "vgg19_features_to_relu3_1.pth"
+LOOK = ("nps", "patchmatch")
+"""Methods whose fill of every case is kept and shown in the look sheets (with the blind pair)."""
 
 
 @dataclass(frozen=True)
 class Suite:
     kodak_centre: int | None
-    """Kodak photos with the centre hole (None: all 24)."""
+    """Kodak 512² centre crops with the 256² centre hole (None: all 24)."""
     per_category: int
-    """Kodak cases per irregular-mask hole-area category (six categories)."""
+    """Full-size Kodak cases per irregular-mask hole-area category."""
+    categories: tuple[int, ...]
+    """Hole-area categories run (0 = 1–10 % … 5 = 50–60 %)."""
     scenes: int
     """Scene photos at 128² with the 64² centre hole."""
     sizes: tuple[int, ...]
@@ -56,22 +64,34 @@ class Suite:
 
 
 SUITES = {
-    # Under 20 minutes on 2 CPU cores: nps with a sixth of the default L-BFGS iterations, and
-    # the second full nps run (the smooth-prior ablation) not on the irregular masks.
-    "quick": Suite(kodak_centre=3, per_category=1, scenes=20, sizes=(256, 512),
-                   search_sizes=(256, 512), nps={"iterations": (10, 5, 3)},
-                   skip={"nps-smooth-prior": ("kodak-irregular",)}),
-    # All 24 Kodak photos centre + 24 irregular (4 per category), 100 scenes, nps defaults;
-    # 256² … 2048². Meant for a GPU: many hours on 2 CPU cores (see the README).
-    "full": Suite(kodak_centre=None, per_category=4, scenes=100, sizes=(256, 512, 1024, 2048),
-                  search_sizes=(256, 512, 1024, 2048), pictures=3),
+    # What the issue measures, nps at its defaults: 6 Kodak 512² centre crops, 6 full Kodak
+    # photos with 30–40 % and 40–50 % irregular holes (3 each, 6 different photos), 20 scenes.
+    # The second full nps run (the smooth-prior ablation) only on the scenes, where the prior
+    # matters most. About 30–40 min on 2 CPU cores, estimated from the per-photo times in the
+    # README (not measured at these settings; see NOTES-bench.md).
+    "quick": Suite(kodak_centre=6, per_category=3, categories=(3, 4), scenes=20,
+                   sizes=(256, 512), search_sizes=(256, 512),
+                   skip={"nps-smooth-prior": ("kodak-centre", "kodak-irregular")}),
+    # All 24 Kodak crops, 24 irregular (4 per category, all six), 100 scenes; 256² … 2048².
+    # Meant for a GPU: many hours on 2 CPU cores.
+    "full": Suite(kodak_centre=None, per_category=4, categories=tuple(range(6)), scenes=100,
+                  sizes=(256, 512, 1024, 2048), search_sizes=(256, 512, 1024, 2048),
+                  pictures=3),
 }
 
 
 def suite_cases(suite: Suite, root: Path) -> list[Case]:
     return (datasets.kodak_centre(root, suite.kodak_centre)
-            + datasets.kodak_irregular(root, suite.per_category)
+            + datasets.kodak_irregular(root, suite.per_category, suite.categories)
             + datasets.scenes(root, suite.scenes))
+
+
+def case_setup(suite: Suite) -> dict[str, Any]:
+    """What defines a suite's cases, stored in ``OUT/run.json`` so that results of other cases
+    (another suite, or an older definition of this one) are never mixed in."""
+    return {"kodak_centre": suite.kodak_centre, "kodak_side": datasets.KODAK_SIDE,
+            "per_category": suite.per_category, "categories": suite.categories,
+            "scenes": suite.scenes, "scene_side": datasets.SCENE_SIDE}
 
 
 def picture_cases(cases: Sequence[Case], per_dataset: int) -> list[Case]:
@@ -109,7 +129,8 @@ def fill_row(m: Method, case: Case, image: np.ndarray, mask: np.ndarray, cuda: b
     """Run one method on one case (hole pixels zeroed first) and score it.
 
     Known pixels of the result are taken from the input, so every method is scored on its hole
-    alone. ``keep``: where to save the filled image, if anywhere.
+    alone. ``keep``: where to save the filled image, if anywhere. A metric that cannot be
+    measured (NaN: SWD of a hole too small for a 7×7 patch) is stored as None (JSON null).
     """
     row: dict[str, Any] = {"method": m.name, "dataset": case.dataset, "image": case.image_id,
                            "mask": case.mask_id, "category": case.category,
@@ -131,23 +152,42 @@ def fill_row(m: Method, case: Case, image: np.ndarray, mask: np.ndarray, cuda: b
         from PIL import Image
 
         Image.fromarray(result).save(keep)
-    return {**row, **hole_metrics(result, image, mask), "seconds": seconds, "peak_mb": peak}
+    scores = {k: None if math.isnan(v) else v for k, v in hole_metrics(result, image, mask).items()}
+    return {**row, **scores, "seconds": seconds, "peak_mb": peak}
+
+
+def row_key(row: dict[str, Any]) -> tuple[str, str, str, str]:
+    return row["method"], row["dataset"], row["image"], row["mask"]
+
+
+def latest_rows(out: Path) -> list[dict[str, Any]]:
+    """``OUT/rows.jsonl``, the last row of each (method, data set, photo, mask) only."""
+    return list({row_key(r): r for r in read_jsonl(out / ROWS)}.values())
 
 
 def run_quality(cases: Sequence[Case], methods: dict[str, Method], out: Path, suite: Suite,
-                pictures: Sequence[Case], cuda: bool, quiet: bool) -> None:
-    """Every method on every case, skipping those already in ``OUT/rows.jsonl``."""
-    done = {(r["method"], r["dataset"], r["image"], r["mask"]) for r in read_jsonl(out / ROWS)}
+                keep: Callable[[Case, str], bool], cuda: bool, quiet: bool) -> None:
+    """Every method on every case, skipping those already in ``OUT/rows.jsonl`` unless
+    ``keep(case, method)`` asks for their filled image and it is missing (a fill that failed
+    is not retried)."""
+    done = {row_key(r): r for r in latest_rows(out)}
+
+    def needed(case: Case, name: str) -> bool:
+        row = done.get((name, *case.key))
+        if row is None:
+            return True
+        return ("error" not in row and keep(case, name)
+                and not sheets.output_path(out, case, name).exists())
+
     todo = [(c, m) for c in cases for m in methods
-            if (m, *c.key) not in done and c.dataset not in suite.skip.get(m, ())]
-    keep = {c.key for c in pictures}
+            if c.dataset not in suite.skip.get(m, ()) and needed(c, m)]
     loaded: tuple[Case, np.ndarray, np.ndarray] | None = None
     with tqdm(todo, desc="bench", unit="fill", disable=quiet, dynamic_ncols=True) as bar:
         for case, name in bar:
             bar.set_postfix_str(f"{name} {case.dataset}/{case.image_id}")
             if loaded is None or loaded[0] != case:
                 loaded = (case, *case.load())
-            path = report.output_path(out, case, name) if case.key in keep else None
+            path = sheets.output_path(out, case, name) if keep(case, name) else None
             append_jsonl(out / ROWS, fill_row(methods[name], case, *loaded[1:], cuda, path))
 
 
@@ -232,21 +272,41 @@ def check_run(out: Path, setup: dict[str, Any]) -> None:
         path.write_text(json.dumps(setup) + "\n")
 
 
+def write_sheets(out: Path, cases: Sequence[Case], pictures: Sequence[Case],
+                 methods: Sequence[str], shown: Sequence[str],
+                 blind: tuple[str, str] | None, quiet: bool) -> None:
+    """Comparison pictures (every method), a look sheet per case (the ``shown`` methods) and,
+    with ``blind``, the blind sheets, key and answers template."""
+    for case in pictures:
+        sheets.write_picture(out / "pictures" / f"{case.dataset}-{case.image_id}-"
+                                                f"{case.mask_id}.png", case, out, methods)
+    for case in tqdm(cases, desc="look", unit="sheet", disable=quiet, dynamic_ncols=True):
+        sheets.write_look(out, case, shown)
+    if blind:
+        blind_mod.write_blind(out, cases, blind, quiet)
+
+
 def benchmark(cases: Sequence[Case], methods: dict[str, Method], out: Path, suite: Suite,
               root: Path, device: str = "cpu", quiet: bool = False,
-              notes: Sequence[str] = ()) -> int:
-    """Run (or resume) ``methods`` on ``cases`` plus the speed section, then write the report.
+              notes: Sequence[str] = (), blind: tuple[str, str] | None = None) -> int:
+    """Run (or resume) ``methods`` on ``cases`` plus the speed section, then write the report
+    and the sheets. ``blind``: the two methods of the blind comparison (both in ``methods``).
 
+    Every fill of :data:`LOOK` and of the ``blind`` methods is kept (for the look and blind
+    sheets), and every method's fill of the picture cases.
     Returns 0, or 1 when some fill failed (listed in the summary).
     """
     started, load = time.perf_counter(), os.getloadavg()[0]
     cuda = device.startswith("cuda")
     pictures = picture_cases(cases, suite.pictures)
-    run_quality(cases, methods, out, suite, pictures, cuda, quiet)
+    shown = [m for m in dict.fromkeys(LOOK + (blind or ())) if m in methods]
+    picture_keys = {c.key for c in pictures}
+    run_quality(cases, methods, out, suite,
+                lambda case, name: name in shown or case.key in picture_keys, cuda, quiet)
     run_speed(root, suite, methods, out, device, quiet)
     names = list(methods)
     keys = {c.key for c in cases}
-    rows = [r for r in read_jsonl(out / ROWS)
+    rows = [r for r in latest_rows(out)
             if r["method"] in methods and (r["dataset"], r["image"], r["mask"]) in keys]
     speed = [r for r in read_jsonl(out / SPEED) if (r.get("method") or "nps") in methods]
     meta = {
@@ -262,10 +322,8 @@ def benchmark(cases: Sequence[Case], methods: dict[str, Method], out: Path, suit
     }
     report.write_results(out / "results.json", meta, rows, speed)
     report.write_summary(out / "summary.md", meta, rows, speed, names, notes)
-    for case in pictures:
-        report.write_picture(out / "pictures" / f"{case.dataset}-{case.image_id}-"
-                                                f"{case.mask_id}.png", case, out, names)
-    report.write_plot(out / "psnr_by_category.png", rows, names)
+    report.write_plot(out / "by_category.png", rows, names)
+    write_sheets(out, cases, pictures, names, shown, blind, quiet)
     failed = sum("error" in r for r in rows)
     if failed and not quiet:
         print(f"nps bench: {failed} fill(s) failed; see {out / 'summary.md'}", file=sys.stderr)
@@ -273,7 +331,13 @@ def benchmark(cases: Sequence[Case], methods: dict[str, Method], out: Path, suit
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    """Entry point of ``nps bench`` (``--suite``, ``--out``, ``--methods``, ``--device``)."""
+    """Entry point of ``nps bench`` (``--suite``, ``--out``, ``--methods``, ``--device``,
+    ``--blind``; ``--score-blind OUT`` only prints the blind score of ``OUT``)."""
+    if args.score_blind:
+        print(blind_mod.score_blind(Path(args.score_blind)), end="")
+        return 0
+    if not args.out:
+        raise NPSError("nps bench needs --out (or --score-blind OUT)")
     suite = SUITES[args.suite]
     root = datasets.data_root(getattr(args, "data", None))
     device = resolve_device(args.device)
@@ -285,9 +349,14 @@ def run_bench(args: argparse.Namespace) -> int:
               for m, ds in suite.skip.items() if m in methods]
     if not methods:
         raise NPSError("none of the chosen methods can run here: " + "; ".join(notes))
+    pair = blind_mod.parse_pair(args.blind) if args.blind else None
+    missing = [m for m in pair or () if m not in methods]
+    if missing:
+        raise NPSError(f"--blind names {', '.join(missing)}, which this run does not run "
+                       f"(runs: {', '.join(methods)})")
     if not args.quiet:
         for note in notes:
             print(f"nps bench: {note}", file=sys.stderr)
-    check_run(out, {"suite": args.suite, "nps": suite.nps or "defaults",
-                    "content_prior": content_prior()})
-    return benchmark(cases, methods, out, suite, root, device, args.quiet, notes)
+    check_run(out, {"suite": args.suite, "cases": case_setup(suite),
+                    "nps": suite.nps or "defaults", "content_prior": content_prior()})
+    return benchmark(cases, methods, out, suite, root, device, args.quiet, notes, pair)
