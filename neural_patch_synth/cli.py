@@ -34,6 +34,11 @@ class _StderrLog(logging.Handler):
         tqdm.write(prefix + record.getMessage(), file=sys.stderr)
 
 
+def _ints(text: str) -> tuple[int, ...]:
+    """``"10,8,6"`` → ``(10, 8, 6)`` (argparse reports the ValueError as a usage error)."""
+    return tuple(int(v) for v in text.split(","))
+
+
 def _engine_options(p: argparse.ArgumentParser) -> None:
     """Options shared by the commands that run the engine."""
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
@@ -42,11 +47,20 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
                    help="auto, network, smooth, or a content-network weights file")
     p.add_argument("--prior-only", action="store_true",
                    help="write the prior's fill without texture optimisation")
-    p.add_argument("--iterations", type=lambda s: tuple(int(v) for v in s.split(",")),
-                   help="L-BFGS iterations per level, coarse to fine, e.g. 60,40,20")
-    p.add_argument("--layers", help="VGG-19 layers for the texture term, e.g. relu3_1")
-    p.add_argument("--vgg-weights", help="VGG-19 weight file (else $NPS_VGG_WEIGHTS, torch hub)")
-    p.add_argument("--search", choices=("auto", "faiss", "torch"), help="nearest-patch backend")
+    p.add_argument("--method", choices=("vote", "optimise"),
+                   help="vote (default): copy real patches into the prior's layout; optimise: "
+                        "the paper's L-BFGS pyramid (slower, blurrier)")
+    p.add_argument("--em-iterations", type=_ints,
+                   help="vote: search-and-vote iterations per level, finest last, e.g. 10,8,6,4,2")
+    p.add_argument("--blend", choices=("none", "poisson"),
+                   help="poisson: seamless-clone the fill into the photo (default none)")
+    p.add_argument("--iterations", type=_ints,
+                   help="optimise: L-BFGS iterations per level, coarse to fine, e.g. 60,40,20")
+    p.add_argument("--layers", help="optimise: VGG-19 layers for the texture term, e.g. relu3_1")
+    p.add_argument("--vgg-weights",
+                   help="optimise: VGG-19 weight file (else $NPS_VGG_WEIGHTS, torch hub)")
+    p.add_argument("--search", choices=("auto", "faiss", "torch"),
+                   help="optimise: nearest-patch backend")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="say which prior and which weight files are used")
@@ -68,7 +82,8 @@ def engine_config(args: argparse.Namespace, progress: bool | None = None):
     opts = {"device": args.device, "seed": args.seed, "prior": args.prior,
             "prior_only": args.prior_only,
             "progress": (not args.quiet) if progress is None else progress}
-    for name in ("iterations", "layers", "vgg_weights", "search"):
+    for name in ("method", "em_iterations", "blend", "iterations", "layers", "vgg_weights",
+                 "search"):
         if getattr(args, name) is not None:
             opts[name] = getattr(args, name)
     return InpaintConfig.from_options(**opts)

@@ -16,30 +16,66 @@ from .errors import NPSError
 class InpaintConfig:
     """Options of :func:`neural_patch_synth.inpaint`.
 
-    Defaults were chosen by measurement on Kodak crops (see ``benchmarks/speed.py`` and the
-    README): they fill a 256² hole in a 512² photo in well under a minute on 2 CPU cores.
+    Defaults were chosen by measurement on Kodak photos (``nps bench`` and
+    ``python -m neural_patch_synth.bench.speed``; see the README).
     """
+
+    # --- method ----------------------------------------------------------------------------
+    method: str = "vote"
+    """``"vote"`` (default): the content prior decides the hole's layout at the coarsest
+    level, then patch voting copies real pixels into it level by level, so texture and colour
+    come from the photo. ``"optimise"``: the paper's pyramid of L-BFGS optimisations of
+    content + VGG-19 neural-patch texture + TV (blurrier and slower; see the README)."""
 
     # --- content prior: the coarse global structure -----------------------------------------
     prior: str = "auto"
     """``"auto"`` (shipped content network if present, else smooth), ``"network"``,
     ``"smooth"`` (non-learned coarse-to-fine fill), or a path to content-network weights."""
     prior_only: bool = False
-    """Return the prior's fill, upsampled, without texture optimisation."""
+    """Return the prior's fill, upsampled, without texture synthesis."""
     context: float = 2.0
     """Side of the square context window around each hole, as a multiple of the hole's
     bounding-box side (the paper's 128 px input with a 64 px hole is 2.0)."""
-
-    # --- pyramid and optimiser -------------------------------------------------------------
     coarse_size: int = 128
-    """Side of the context window at the coarsest pyramid level, in pixels; also the smallest
-    context window, so small holes still have known patches around them."""
+    """Smallest context window side in pixels, so small holes still have known patches
+    around them; also the coarsest level of ``method="optimise"``."""
+
+    # --- patch voting (method "vote") ----------------------------------------------------------
+    patch_size: int = 7
+    """Side of the pixel patches that are matched and copied."""
+    coarse_reach: float = 8.0
+    """The pyramid gets coarser levels until every hole pixel is within this many pixels of
+    a known one at the coarsest level, where the prior's layout is turned into copied
+    patches."""
+    min_level_side: int = 32
+    """No pyramid level is smaller than this (longer side, pixels)."""
+    em_iterations: tuple[int, ...] = (10, 8, 6, 4, 2)
+    """Search-and-vote iterations per level, the finest last; coarser levels repeat the
+    first entry."""
+    search_iterations: int = 2
+    """PatchMatch iterations (propagation + random search) per search."""
+    search_jump: int = 32
+    """Longest propagation step of the search: good matches spread by jump flooding in steps
+    of 16, 8, 4, 2, 1 pixels below this (1: PatchMatch's plain neighbour propagation)."""
+    gradient_weight: float = 30.0
+    """Weight of the texture features (local gradient magnitudes, Newson et al.) in the patch
+    distance, so flat patches do not win in textured areas (30 measured sharper fills with a
+    closer patch distribution than 10, for 0.1 dB of hole PSNR)."""
+    locality: float = 1.0
+    """Penalty on copying from far away: this much distance is added for a source one window
+    side away (squared, relative to a typical mismatch of a few per cent per pixel)."""
+    seams: bool = False
+    """Hide the seams between copied pieces with a screened gradient-domain pass (off by
+    default: measured, it smooths the copied texture more than it hides seams)."""
+    blend: str = "none"
+    """``"poisson"``: seamless cloning of the fill into the photo (Pérez et al. 2003): the
+    fill's gradients, the boundary's colours; ``"none"``: pasted as it is."""
+
+    # --- the paper's L-BFGS pyramid (method "optimise") ----------------------------------------
     iterations: tuple[int, ...] = (60, 40, 20)
     """L-BFGS iterations per level, coarse to fine; the last entry repeats for extra levels."""
     lbfgs_history: int = 25
     """L-BFGS history size (the original code used 25)."""
-
-    # --- loss ------------------------------------------------------------------------------
     layers: tuple[str, ...] = ("relu3_1",)
     """VGG-19 layers for the neural-patch texture term (``relu{block}_{index}``)."""
     content_weight: float = 1.0
@@ -49,16 +85,10 @@ class InpaintConfig:
     energy, so the weight does not depend on the backbone's activation scale."""
     texture_colour: bool = False
     """Match and pull feature patches of the colour image (True) or of its brightness only
-    (False, default: the hole's colours come from the content reference alone). Measured:
-    colour features let the optimiser invent colours (magenta / green blobs on a 37 % irregular
-    hole in Kodak 05, purple on the facade of Kodak 08); brightness-only removed them and
-    scored +0.6 dB there, -0.1 to -0.25 dB on two centre holes (less saturated foliage)."""
+    (False: colours come from the content reference; colour features made the optimiser
+    invent magenta and green blobs)."""
     tv_weight: float = 0.5
     """Weight of the total-variation term, normalised by the known region's own TV."""
-
-    # --- nearest-patch search --------------------------------------------------------------
-    patch_size: int = 3
-    """Side of a feature patch (3 in the paper)."""
     known_stride: int = 1
     """Stride when sampling patches from the known region (the original code used 2)."""
     max_known_patches: int = 40000
@@ -66,25 +96,23 @@ class InpaintConfig:
     match_every: int = 10
     """Refresh the nearest-patch matches every this many L-BFGS iterations."""
     similarity: str = "ncc"
-    """Patch similarity: ``"ncc"`` (normalised cross-correlation, the paper's) or ``"l2"``
-    (Euclidean distance of the raw feature patches)."""
+    """Patch similarity: ``"ncc"`` (normalised cross-correlation, the paper's) or ``"l2"``."""
     search: str = "auto"
     """Nearest-patch backend: ``"auto"`` (faiss if importable, else torch), ``"faiss"``,
     ``"torch"``."""
     pca_dim: int | None = 128
-    """Search a short list in this many principal components of the patch vectors, then
-    re-rank it exactly (None: exact search only). Measured on a 512² photo with a 256² hole:
-    3× less search time, same hole PSNR (``benchmarks/speed.py``)."""
-
-    # --- runtime ---------------------------------------------------------------------------
+    """Search a short list in this many principal components of the feature patches, then
+    re-rank it exactly (None: exact search only)."""
     vgg_weights: str | None = None
     """VGG-19 weight file; else ``$NPS_VGG_WEIGHTS``; else torchvision's file via torch hub."""
+
+    # --- runtime ---------------------------------------------------------------------------
     device: str = "auto"
     """``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``."""
     seed: int | None = 0
     """Seed for every random choice; ``None`` leaves the generators alone."""
     progress: bool = True
-    """Show a progress bar per pyramid level."""
+    """Show a progress bar per hole."""
 
     def __post_init__(self) -> None:
         """Check every field's type and range: the first bad one is a one-line NPSError."""
@@ -116,10 +144,27 @@ class InpaintConfig:
                     or (isinstance(value, str) and value)):
                 fail(name, "a file path" + (" or None" if optional else ""))
 
+        if self.method not in ("vote", "optimise"):
+            fail("method", "vote or optimise")
         path("prior", optional=False)
         flag("prior_only")
         real("context", 1.0)
         integer("coarse_size", 16)
+        integer("patch_size", 3)
+        if self.patch_size % 2 == 0:
+            fail("patch_size", "odd")
+        real("coarse_reach", 1.0)
+        integer("min_level_side", 8)
+        if (not isinstance(self.em_iterations, (tuple, list)) or not self.em_iterations
+                or not all(is_int(n) and n >= 0 for n in self.em_iterations)):
+            fail("em_iterations", "a non-empty list of integers >= 0")
+        integer("search_iterations", 0)
+        integer("search_jump", 1)
+        for name in ("gradient_weight", "locality"):
+            real(name, 0.0)
+        flag("seams")
+        if self.blend not in ("none", "poisson"):
+            fail("blend", "none or poisson")
         if (not isinstance(self.iterations, (tuple, list)) or not self.iterations
                 or not all(is_int(n) and n >= 0 for n in self.iterations)):
             fail("iterations", "a non-empty list of integers >= 0")
@@ -131,9 +176,6 @@ class InpaintConfig:
         for name in ("content_weight", "texture_weight", "tv_weight"):
             real(name, 0.0)
         flag("texture_colour")
-        integer("patch_size", 1)
-        if self.patch_size % 2 == 0:
-            fail("patch_size", "odd")
         for name in ("known_stride", "max_known_patches", "match_every"):
             integer(name, 1)
         if self.similarity not in ("ncc", "l2"):
@@ -152,6 +194,11 @@ class InpaintConfig:
         """L-BFGS iterations at pyramid ``level`` (0 = coarsest)."""
         return int(self.iterations[min(level, len(self.iterations) - 1)])
 
+    def level_em(self, above_finest: int) -> int:
+        """Voting iterations at the level ``above_finest`` levels above the finest (0)."""
+        its = self.em_iterations
+        return int(its[max(0, len(its) - 1 - above_finest)])
+
     @classmethod
     def from_options(cls, config: InpaintConfig | None = None, **options: Any) -> InpaintConfig:
         """``config`` with ``options`` replaced; unknown option names are an :class:`NPSError`."""
@@ -160,9 +207,10 @@ class InpaintConfig:
         unknown = sorted(set(options) - names)
         if unknown:
             raise NPSError(f"unknown option(s): {', '.join(unknown)}")
-        if "iterations" in options:
-            its = options["iterations"]
-            options["iterations"] = (int(its),) if isinstance(its, int) else tuple(map(int, its))
+        for name in ("iterations", "em_iterations"):
+            if name in options:
+                its = options[name]
+                options[name] = (int(its),) if isinstance(its, int) else tuple(map(int, its))
         if "layers" in options and isinstance(options["layers"], str):
             options["layers"] = tuple(s.strip() for s in options["layers"].split(","))
         return replace(base, **options)

@@ -137,7 +137,14 @@ def _grown_box(box: Box, shape: tuple[int, int]) -> Box:
 def seamless_clone(image: torch.Tensor, fill: torch.Tensor, hole: torch.Tensor,
                    iterations: int = 2000) -> torch.Tensor:
     """Pérez et al.'s seamless cloning: the hole of ``image`` takes ``fill``'s gradients and
-    meets ``image``'s known pixels without a seam. ``(C, H, W)``, ``(C, H, W)``, ``(H, W)``."""
+    meets ``image``'s known pixels without a seam. ``(C, H, W)``, ``(C, H, W)``, ``(H, W)``.
+
+    Only ``fill``'s differences between two hole pixels guide the solve; an edge that crosses
+    the hole's boundary asks for no step, so a fill that is off by a level at the boundary
+    (a seam) is bent smoothly onto the known pixels instead of keeping the step.
+    """
     gx, gy = forward_differences(fill)
+    gx = gx * (hole[:, 1:] & hole[:, :-1])
+    gy = gy * (hole[1:] & hole[:-1])
     start = torch.where(hole[None], fill, image)
     return reconstruct(start, hole, gx, gy, 0.0, iterations)

@@ -1,134 +1,26 @@
-"""The engine: per hole group, a pyramid of L-BFGS optimisations of the joint loss.
+"""The engine: split the mask into hole groups, fill each group's context window, composite.
 
-Data flow for one group (its context window, see :mod:`masks`): the prior fills the hole at the
-coarsest level (about ``coarse_size`` px); each level starts from the previous result upsampled
-and minimises ``content + texture + TV`` over the hole pixels only. VGG features are computed
-in tiles around the hole (bounding box plus receptive-field margin), each tile's backward pass
-run on its own, so cost grows with the hole and memory stays bounded.
+For each group (its context window, see :mod:`masks`) the content prior predicts the hole at
+128 px; then ``method="vote"`` (:func:`voting.vote_fill`) copies real patches into that layout
+coarse to fine, or ``method="optimise"`` (:class:`optimise.NeuralOptimiser`) runs the paper's
+L-BFGS pyramid. Known pixels are never changed; cost grows with the hole, not the photo.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import torch
-import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from .config import InpaintConfig
-from .features import VGGFeatures, layer_stride, load_vgg, pool_mask, receptive_field
-from .losses import content_loss, luma, texture_loss, tv_loss
 from .masks import hole_groups
-from .patches import PatchIndex, extract_patches, patch_centres, search_vectors
+from .optimise import NeuralOptimiser
+from .poisson import seamless_clone
 from .prior import Prior
-
-TILE = 384
-"""Side in pixels of the hole area whose features are computed in one piece."""
-HISTORY_BYTES = 2 * 2**30
-"""Memory bound for the L-BFGS history; the history shrinks for very large holes."""
-
-
-def pyramid_sizes(height: int, width: int, coarse: int) -> list[tuple[int, int]]:
-    """``(h, w)`` per level, coarse to fine: ×2 per level, the coarsest about ``coarse`` px on
-    its longer side, the finest exactly ``(height, width)``."""
-    levels = max(1, 1 + round(math.log2(max(height, width) / coarse)))
-    scales = [2 ** (levels - 1 - k) for k in range(levels)]
-    return [(max(1, round(height / s)), max(1, round(width / s))) for s in scales]
-
-
-def downsample(image: torch.Tensor, hole: torch.Tensor, size: tuple[int, int]
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Known-pixel average of ``image`` ``(1, C, H, W)`` at ``size``, and the hole there.
-
-    A pixel of the result is a hole when any source pixel under it is; known pixels average
-    only known sources, so hole values never leak into the context.
-    """
-    if tuple(image.shape[-2:]) == tuple(size):
-        return image, hole
-    known = 1 - hole
-    num = F.interpolate(image * known, size=size, mode="area")
-    den = F.interpolate(known, size=size, mode="area")
-    small_hole = (F.interpolate(hole, size=size, mode="area") > 0).float()
-    return num / den.clamp_min(1e-8), small_hole
-
-
-def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bicubic resize of ``(1, C, H, W)``, clamped to ``[0, 1]``."""
-    if tuple(image.shape[-2:]) == tuple(size):
-        return image
-    mode = "area" if size[0] < image.shape[-2] else "bicubic"
-    kwargs = {} if mode == "area" else {"align_corners": False}
-    return F.interpolate(image, size=size, mode=mode, **kwargs).clamp(0, 1)
-
-
-@dataclass
-class Tile:
-    """A region whose features are computed in one pass, and the patches it owns per layer."""
-
-    y0: int
-    y1: int
-    x0: int
-    x1: int
-    owned: dict[str, torch.Tensor]   # layer → indices into that layer's centre list
-    local: dict[str, torch.Tensor]   # layer → (n, 2) centres relative to the tile's origin
-
-
-def make_tiles(centres: dict[str, torch.Tensor], shape: tuple[int, int], patch: int,
-               tile: int = TILE) -> list[Tile]:
-    """Split feature-patch centres into tiles of about ``tile`` px whose features are exact.
-
-    ``centres``: layer → ``(N, 2)`` feature coordinates; ``shape``: the image's ``(H, W)``.
-    Each tile's region is padded by the patch extent and the receptive field, and aligned to
-    the largest stride, so its features equal those of the whole image where they are used.
-    """
-    strides = {name: layer_stride(name) for name in centres}
-    big = max(strides.values())
-    pad = (patch // 2 + 1) * big + max(receptive_field(n) for n in centres)
-    pad = -(-pad // big) * big
-    anchors = {n: c * strides[n] for n, c in centres.items()}
-    every = torch.cat(list(anchors.values()))
-    if len(every) == 0:
-        return []
-    lo = every.min(dim=0).values // big * big
-    hi = every.max(dim=0).values + 1
-    cuts = []
-    for d in range(2):
-        count = max(1, math.ceil(int(hi[d] - lo[d]) / tile))
-        step = -(-math.ceil(int(hi[d] - lo[d]) / count) // big) * big
-        cuts.append([int(lo[d]) + i * step for i in range(count)] + [int(hi[d])])
-    tiles = []
-    for ya, yb in zip(cuts[0][:-1], cuts[0][1:], strict=True):
-        for xa, xb in zip(cuts[1][:-1], cuts[1][1:], strict=True):
-            y0, x0 = max(0, ya - pad), max(0, xa - pad)
-            owned, local = {}, {}
-            for name, a in anchors.items():
-                inside = (a[:, 0] >= ya) & (a[:, 0] < yb) & (a[:, 1] >= xa) & (a[:, 1] < xb)
-                owned[name] = torch.nonzero(inside)[:, 0]
-                s = strides[name]
-                origin = torch.tensor([y0 // s, x0 // s], device=a.device)
-                local[name] = centres[name][owned[name]] - origin
-            if any(len(v) for v in owned.values()):
-                tiles.append(Tile(y0, min(shape[0], yb + pad), x0, min(shape[1], xb + pad),
-                                  owned, local))
-    return tiles
-
-
-@dataclass
-class LayerMatches:
-    """Texture state of one VGG layer at one level: known patches, hole centres, matches."""
-
-    hole_centres: torch.Tensor   # (N, 2) feature coordinates of patches overlapping the hole
-    key_centres: torch.Tensor    # (M, 2) feature coordinates of the known patches
-    keys: torch.Tensor           # (M, D) raw known patches
-    energy: torch.Tensor         # mean squared value of the known patches
-    index: PatchIndex
-    targets: torch.Tensor | None = None  # (N, D) matched known patch per hole patch
-    found: torch.Tensor | None = None    # (N,) index of that known patch
+from .pyramid import downsample, resize
+from .voting import vote_fill
 
 
 class Synthesizer:
-    """Fills holes in float images; holds the loaded VGG and prior.
+    """Fills holes in float images; holds the loaded prior (and VGG for ``"optimise"``).
 
     ``__call__(image, mask)``: ``image`` ``(H, W, 3)`` float32 in ``[0, 1]``, ``mask``
     ``(H, W)`` bool (True = hole). Returns ``(H, W, 3)`` float32 in ``[0, 1]`` whose known
@@ -139,13 +31,13 @@ class Synthesizer:
         self.config = config
         self.prior = prior
         self.device = device
-        self.vgg: VGGFeatures | None = None
-        if not config.prior_only and config.texture_weight > 0:
-            self.vgg = load_vgg(config.layers, config.vgg_weights, device)
+        self.optimiser: NeuralOptimiser | None = None
+        if config.method == "optimise" and not config.prior_only:
+            self.optimiser = NeuralOptimiser(config, device)
 
     def __call__(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if self.config.seed is not None:
-            torch.manual_seed(self.config.seed)  # the randomised PCA of the patch search
+            torch.manual_seed(self.config.seed)  # the randomised PCA of the feature search
         out = image.clone()
         groups = hole_groups(mask.cpu().numpy(), self.config.context, self.config.coarse_size)
         for i, group in enumerate(groups):
@@ -153,33 +45,35 @@ class Synthesizer:
             crop = image[win.y0:win.y1, win.x0:win.x1].permute(2, 0, 1)[None].to(self.device)
             hole = torch.from_numpy(group.mask)[None, None].float().to(self.device)
             label = f"hole {i + 1}/{len(groups)} " if len(groups) > 1 else ""
-            filled = self.fill(crop, hole, label)
+            filled = self.fill(crop, hole, label, seed_offset=i)
             region = out[win.y0:win.y1, win.x0:win.x1]
             hole_hw = torch.from_numpy(group.mask)[..., None]
             region.copy_(torch.where(hole_hw, filled[0].permute(1, 2, 0).cpu(), region))
         return out
 
-    def fill(self, image: torch.Tensor, hole: torch.Tensor, label: str = "") -> torch.Tensor:
+    def fill(self, image: torch.Tensor, hole: torch.Tensor, label: str = "",
+             seed_offset: int = 0) -> torch.Tensor:
         """Fill one context window: ``(1, 3, h, w)`` and ``(1, 1, h, w)`` → ``(1, 3, h, w)``."""
         cfg = self.config
-        sizes = pyramid_sizes(*image.shape[-2:], cfg.coarse_size)
-        known0, hole0 = downsample(image, hole, sizes[0])
-        x = self.run_prior(known0, hole0)
         if cfg.prior_only:
-            up = resize(x, image.shape[-2:])
-            return torch.where(hole > 0.5, up, image)
-        for level, size in enumerate(sizes):
-            known, level_hole = downsample(image, hole, size)
-            if level > 0:
-                x = resize(x, size)
-            x = torch.where(level_hole > 0.5, x, known)
-            desc = f"{label}level {level + 1}/{len(sizes)} {size[1]}x{size[0]}"
-            x = self.optimise_level(x, level_hole, pool=1 if level == 0 else 2, level=level,
-                                    desc=desc)
+            x = self.run_prior(image, hole)
+        elif self.optimiser is not None:
+            x = self.optimiser.fill(image, hole, self.run_prior, label)
+        else:
+            generator = torch.Generator(device=self.device)
+            if cfg.seed is None:
+                generator.seed()
+            else:
+                generator.manual_seed(cfg.seed + seed_offset)
+            x = vote_fill(image, hole, self.run_prior(image, hole), cfg, generator, label)
+        x = torch.where(hole > 0.5, x, image)
+        if cfg.blend == "poisson":
+            x = seamless_clone(image[0], x[0], hole[0, 0] > 0.5)[None].clamp(0, 1)
         return x
 
     def run_prior(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
-        """The prior's fill of ``image`` ``(1, 3, h, w)``, at the prior's own size and back."""
+        """The prior's fill of ``image`` ``(1, 3, h, w)``, at the prior's own size and back;
+        known pixels are ``image``'s."""
         side = getattr(self.prior, "size", None)
         size = image.shape[-2:]
         if side:
@@ -188,154 +82,3 @@ class Synthesizer:
         else:
             filled = self.prior(image, hole)
         return torch.where(hole > 0.5, filled.clamp(0, 1), image)
-
-    def optimise_level(self, x: torch.Tensor, hole: torch.Tensor, pool: int, level: int,
-                       desc: str) -> torch.Tensor:
-        """L-BFGS on the hole pixels of ``x`` ``(1, 3, h, w)``; ``x`` is also the content
-        reference (compared after ``pool × pool`` averaging). Returns the optimised image."""
-        iterations = self.config.level_iterations(level)
-        if iterations == 0:
-            return x
-        problem = LevelProblem(self, x, hole, pool)
-        with tqdm(total=iterations, desc=desc, disable=not self.config.progress, unit="it",
-                  dynamic_ncols=True) as bar:
-            done = 0
-            while done < iterations:
-                steps = min(self.config.match_every, iterations - done)
-                problem.update_matches()
-                loss = problem.step(steps)
-                done += steps
-                bar.set_postfix(loss=f"{loss:.4g}")
-                bar.update(steps)
-        return problem.image().detach()
-
-    def prepare_texture(self, x: torch.Tensor, hole: torch.Tensor) -> dict[str, LayerMatches]:
-        """Known patches (features untouched by the hole) and hole-patch centres per layer."""
-        cfg = self.config
-        size, r = cfg.patch_size, cfg.patch_size // 2
-        known_centres, hole_centres = {}, {}
-        for name in cfg.layers:
-            s, rf = layer_stride(name), receptive_field(name)
-            fh, fw = x.shape[-2] // s, x.shape[-1] // s
-            if fh < size or fw < size:
-                continue
-            # a feature is dominated by the centre of its receptive field: one whose central
-            # half misses the hole counts as known (the full field would leave small holes
-            # no known patch at all)
-            reach = F.max_pool2d(hole, 2 * (rf // 4) + 1, 1, rf // 4)
-            dirty = pool_mask(reach, s)[0, 0, :fh, :fw] > 0.5
-            stride = cfg.known_stride
-            known = patch_centres(~dirty, size, stride)
-            while len(known) > cfg.max_known_patches:
-                stride += 1
-                known = patch_centres(~dirty, size, stride)
-            cells = pool_mask(hole, s)[0, 0, :fh, :fw]
-            touch = F.max_pool2d(cells[None, None], size, 1, r)[0, 0] > 0.5
-            inner = torch.zeros_like(touch)
-            inner[r:fh - r, r:fw - r] = True
-            centres = torch.nonzero(touch & inner)
-            if len(known) and len(centres):
-                known_centres[name], hole_centres[name] = known, centres
-        if not known_centres:
-            return {}
-        keys = self.gather_patches(x, known_centres, make_tiles(known_centres, x.shape[-2:],
-                                                                size))
-        return {
-            name: LayerMatches(hole_centres[name], known_centres[name], keys[name],
-                               keys[name].pow(2).mean(),
-                               PatchIndex(search_vectors(keys[name], cfg.similarity, keys=True),
-                                          cfg.search, cfg.pca_dim))
-            for name in known_centres
-        }
-
-    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """VGG features of ``x`` ``(1, 3, h, w)`` for the texture term (of its brightness only
-        when ``config.texture_colour`` is off)."""
-        return self.vgg(x if self.config.texture_colour else luma(x))
-
-    @torch.no_grad()
-    def gather_patches(self, x: torch.Tensor, centres: dict[str, torch.Tensor],
-                       tiles: list[Tile]) -> dict[str, torch.Tensor]:
-        """Raw feature patches at ``centres`` (layer → ``(N, 2)``) of image ``x``, tile by tile."""
-        out: dict[str, torch.Tensor] = {}
-        for tile in tiles:
-            feats = self.features(x[:, :, tile.y0:tile.y1, tile.x0:tile.x1])
-            for name in centres:
-                if name not in out:
-                    dim = feats[name].shape[1] * self.config.patch_size ** 2
-                    out[name] = torch.empty(len(centres[name]), dim, device=x.device)
-                if len(tile.owned[name]):
-                    out[name][tile.owned[name]] = extract_patches(
-                        feats[name], tile.local[name], self.config.patch_size)
-        return out
-
-
-class LevelProblem:
-    """The joint loss at one pyramid level, as a function of the hole pixels.
-
-    ``x``: ``(1, 3, h, w)`` start image, also the content reference; ``hole``: ``(1, 1, h, w)``
-    0/1. The variables are the hole pixels only, so known pixels cannot move.
-    """
-
-    def __init__(self, synth: Synthesizer, x: torch.Tensor, hole: torch.Tensor, pool: int):
-        cfg = synth.config
-        self.synth, self.config, self.pool = synth, cfg, pool
-        self.ref, self.hole = x.detach(), hole
-        self.select = (hole > 0.5).expand_as(x)
-        self.v = x[self.select].clone().requires_grad_(True)
-        self.layers = synth.prepare_texture(x, hole) if synth.vgg is not None else {}
-        self.patch_count = sum(len(m.hole_centres) for m in self.layers.values())
-        self.tiles = make_tiles({n: m.hole_centres for n, m in self.layers.items()},
-                                x.shape[-2:], cfg.patch_size) if self.layers else []
-        self.tv_scale = tv_loss(x, 1 - hole).detach().clamp_min(1e-4)
-        history = max(3, min(cfg.lbfgs_history, HISTORY_BYTES // (8 * self.v.numel())))
-        self.optimiser = torch.optim.LBFGS(
-            [self.v], lr=1.0, max_iter=cfg.match_every, history_size=history,
-            line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12)
-
-    def image(self) -> torch.Tensor:
-        """The current image ``(1, 3, h, w)``: reference outside the hole, variables inside."""
-        return self.ref.masked_scatter(self.select, self.v)
-
-    def update_matches(self) -> None:
-        """Re-match every hole patch to its most similar known patch."""
-        if not self.layers:
-            return
-        centres = {n: m.hole_centres for n, m in self.layers.items()}
-        patches = self.synth.gather_patches(self.image().detach(), centres, self.tiles)
-        for name, m in self.layers.items():
-            queries = search_vectors(patches[name], self.config.similarity, keys=False)
-            m.found = m.index.search(queries)
-            m.targets = m.keys[m.found]
-
-    def loss(self) -> torch.Tensor:
-        """Evaluate the loss and accumulate its gradient into the variables (tile by tile)."""
-        cfg = self.config
-        img = self.image()
-        total = cfg.content_weight * content_loss(img, self.ref, self.hole, self.pool)
-        total = total + cfg.tv_weight * tv_loss(img, self.hole) / self.tv_scale
-        total.backward()
-        value = total.detach()
-        for tile in self.tiles:
-            feats = self.synth.features(self.image()[:, :, tile.y0:tile.y1, tile.x0:tile.x1])
-            part = img.new_zeros(())
-            for name, m in self.layers.items():
-                if len(tile.owned[name]):
-                    patches = extract_patches(feats[name], tile.local[name], cfg.patch_size)
-                    part = part + texture_loss(patches, m.targets[tile.owned[name]], m.energy)
-            part = cfg.texture_weight * part / self.patch_count
-            part.backward()
-            value = value + part.detach()
-        return value
-
-    def step(self, iterations: int) -> float:
-        """Run ``iterations`` L-BFGS iterations; returns the loss before them."""
-        def closure() -> torch.Tensor:
-            self.optimiser.zero_grad()
-            return self.loss()
-
-        self.optimiser.param_groups[0]["max_iter"] = iterations
-        loss = self.optimiser.step(closure)
-        with torch.no_grad():
-            self.v.clamp_(0, 1)
-        return float(loss)

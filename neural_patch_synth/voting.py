@@ -21,11 +21,23 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .config import InpaintConfig
+from .poisson import reconstruct
+from .prior.smooth import smooth_fill
+from .pyramid import downsample, level_count, level_sizes, resize
 
 CHUNK = 32768
 """Target patches handled in one block (bounds memory to ``CHUNK × C × size²`` floats)."""
 PCA_SAMPLE = 20000
 """Source patches sampled to find the descriptor basis."""
+MIN_SOURCES = 16
+"""A level with fewer known patches than this is not voted (its estimate is carried up)."""
+FEATURE_RADIUS = 2
+"""Texture features are averaged over ``2 · FEATURE_RADIUS + 1`` pixels."""
+SEAM_SCREEN = 0.05
+"""Screening weight of the seam-hiding gradient-domain pass (small: colours stay put)."""
 PERCENTILE = 0.75
 """Voting weights are ``exp(-d / 2σ²)`` with ``σ²`` this quantile of the match distances."""
 
@@ -72,7 +84,8 @@ class Voter:
 
     def __init__(self, hole: torch.Tensor, size: int, weights: torch.Tensor,
                  voted: int, generator: torch.Generator, dims: int = 24,
-                 locality: float = 0.0, allowed: torch.Tensor | None = None) -> None:
+                 locality: float = 0.0, jump: int = 1,
+                 allowed: torch.Tensor | None = None) -> None:
         self.height, self.width = hole.shape
         self.size, self.r = size, size // 2
         self.device = hole.device
@@ -95,6 +108,7 @@ class Voter:
         self.slot[self.targets] = torch.arange(len(self.targets), device=self.device)
         self.hole = hole.reshape(-1)
         self.dims = dims
+        self.jump = jump
         self.locality = locality / float(max(self.height, self.width)) ** 2
         self.basis: torch.Tensor | None = None
         self.mean = torch.zeros(0, device=self.device)
@@ -145,6 +159,19 @@ class Voter:
         dy, dx = targets // w - sources // w, targets % w - sources % w
         return self.locality * (dy * dy + dx * dx).float()
 
+    def propagated(self, match: Match, block: slice, dy: int, dx: int) -> torch.Tensor:
+        """Candidates for the targets in ``block``: the source of the target ``(dy, dx)``
+        before each, shifted by ``(dy, dx)`` (``-1`` where there is none)."""
+        w = self.width
+        t = self.targets[block]
+        y, x = t // w - dy, t % w - dx
+        inside = (y >= 0) & (y < self.height) & (x >= 0) & (x < w)
+        neighbour = self.slot[torch.where(inside, y * w + x, 0)]
+        src = match.source[neighbour.clamp_min(0)]
+        sy, sx = src // w + dy, src % w + dx
+        ok = inside & (neighbour >= 0) & (sy >= 0) & (sy < self.height) & (sx >= 0) & (sx < w)
+        return torch.where(ok, sy * w + sx, -1)
+
     def _improve(self, desc: torch.Tensor, match: Match, block: slice,
                  candidates: torch.Tensor) -> None:
         """Keep each candidate source ``(n,)`` of the targets in ``block`` whose descriptor is
@@ -189,14 +216,12 @@ class Voter:
         match = Match(source, score, score)
         w = self.width
         radii = [max(self.height, w) >> k for k in range(max(self.height, w).bit_length())]
+        steps = [s for s in (16, 8, 4, 2) if s < self.jump] + [1]
         for _ in range(iterations):
-            for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
-                shift = dy * w + dx
-                for b in self.blocks():
-                    t = self.targets[b]
-                    neighbour = self.slot[(t - shift).clamp(0, len(self.slot) - 1)]
-                    cand = match.source[neighbour.clamp_min(0)] + shift
-                    self._improve(desc, match, b, torch.where(neighbour >= 0, cand, -1))
+            for step in steps:
+                for dy, dx in ((0, step), (0, -step), (step, 0), (-step, 0)):
+                    for b in self.blocks():
+                        self._improve(desc, match, b, self.propagated(match, b, dy, dx))
             for b in self.blocks():
                 self._improve(desc, match, b, self.random_sources(len(self.targets[b])))
                 for rad in radii:
@@ -266,35 +291,33 @@ class Voter:
 
 def source_gradients(image: torch.Tensor, source: torch.Tensor
                      ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Target differences for :func:`~neural_patch_synth.poisson.reconstruct` voted from the
+    """Target differences for :func:`~neural_patch_synth.poisson.reconstruct` taken from the
     copied pixels' own neighbourhoods.
 
     ``image``: ``(C, H, W)``; ``source``: ``(H·W,)`` flat source pixel per pixel, ``-1`` where
-    the pixel was not copied. An edge between two pixels takes the difference its copied
-    endpoints saw beside their sources (the mean of both when both were copied), so a seam
-    between two copied pieces asks for the difference inside a piece, not the jump between
-    them. Returns ``(C, H, W-1)`` and ``(C, H-1, W)``.
+    the pixel was not copied. The edge from a copied pixel ``p`` to ``p + e`` asks for the
+    difference beside ``p``'s source, ``I(src(p) + e) - I(src(p))`` (an edge whose first pixel
+    was not copied, the one beside its second pixel's source), so a seam between two copied
+    pieces asks for the texture inside a piece, not the jump between them. Edges with no copied
+    end keep the image's own difference. Returns ``(C, H, W-1)`` and ``(C, H-1, W)``.
     """
     c, h, w = image.shape
     flat = image.reshape(c, -1)
     src = source.reshape(h, w)
 
+    def beside(s: torch.Tensor, oy: int, ox: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``I(s + o) - I(s)`` per pixel of ``s`` and whether it exists."""
+        sy, sx = s.clamp_min(0) // w, s.clamp_min(0) % w
+        ny, nx = sy + oy, sx + ox
+        ok = (s >= 0) & (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
+        there = flat[:, (ny.clamp(0, h - 1) * w + nx.clamp(0, w - 1)).reshape(-1)]
+        return (there - flat[:, s.clamp_min(0).reshape(-1)]).reshape(c, *s.shape), ok
+
     def along(dy: int, dx: int) -> torch.Tensor:
-        a = src[: h - dy, : w - dx]  # pixel p, the edge goes to p + (dy, dx)
-        b = src[dy:, dx:]
         own = image[:, dy:, dx:] - image[:, : h - dy, : w - dx]
-        total = torch.zeros_like(own)
-        count = torch.zeros_like(own[:1])
-        for s, sign, oy, ox in ((a, 1, dy, dx), (b, -1, -dy, -dx)):
-            sy, sx = s.clamp_min(0) // w, s.clamp_min(0) % w
-            ny, nx = sy + oy, sx + ox
-            ok = (s >= 0) & (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
-            there = flat[:, (ny.clamp(0, h - 1) * w + nx.clamp(0, w - 1)).reshape(-1)]
-            here = flat[:, s.clamp_min(0).reshape(-1)]
-            diff = (sign * (there - here)).reshape(c, *s.shape)
-            total += torch.where(ok, diff, 0.0)
-            count += ok.to(own.dtype)
-        return torch.where(count > 0, total / count.clamp_min(1), own)
+        first, ok_first = beside(src[: h - dy, : w - dx], dy, dx)
+        second, ok_second = beside(src[dy:, dx:], -dy, -dx)
+        return torch.where(ok_first, first, torch.where(ok_second, -second, own))
 
     return along(0, 1), along(1, 0)
 
@@ -320,3 +343,75 @@ def upsample_sources(source: torch.Tensor, targets: torch.Tensor, coarse: tuple[
     sx = (s % cw) * fw // cw + (fx - cx * fw // cw)
     ok = (under >= 0) & (sy >= 0) & (sy < fh) & (sx >= 0) & (sx < fw)
     return torch.where(ok, sy * fw + sx, torch.full_like(sy, -1))
+
+
+Level = tuple[torch.Tensor, torch.Tensor, tuple[int, int]]
+"""What a level hands to the next: its field's sources and targets, and its size."""
+
+
+def vote_fill(image: torch.Tensor, hole: torch.Tensor, start: torch.Tensor,
+              config: InpaintConfig, generator: torch.Generator, label: str = ""
+              ) -> torch.Tensor:
+    """Fill one context window by patch voting, coarse to fine.
+
+    ``image``: ``(1, 3, h, w)`` in ``[0, 1]``; ``hole``: ``(1, 1, h, w)`` 0/1; ``start``:
+    ``(1, 3, h, w)`` the content prior's fill, which the coarsest level starts from. The
+    pyramid is as deep as :func:`~neural_patch_synth.pyramid.level_count` says; each finer
+    level starts from the coarser level's field carried up (so its pixels are copied from the
+    start, not blurred by upsampling). Returns ``(1, 3, h, w)``.
+    """
+    levels = level_count(hole[0, 0].cpu().numpy() > 0.5, config.coarse_reach,
+                         config.min_level_side)
+    sizes = level_sizes(*image.shape[-2:], levels)
+    plan = [config.level_em(len(sizes) - 1 - k) for k in range(len(sizes))]
+    x, prev = start, None
+    with tqdm(total=sum(plan), desc=f"{label}voting", unit="it", dynamic_ncols=True,
+              disable=not config.progress) as bar:
+        for level, size in enumerate(sizes):
+            finest = level == len(sizes) - 1
+            known, level_hole = downsample(image, hole, size, majority=not finest)
+            x = torch.where(level_hole > 0.5, resize(x, size), known)
+            x, prev = vote_level(x, level_hole, prev, plan[level], finest, config, generator,
+                                 bar)
+    return x
+
+
+def vote_level(x: torch.Tensor, hole: torch.Tensor, prev: Level | None, iterations: int,
+               final: bool, config: InpaintConfig, generator: torch.Generator,
+               bar: tqdm) -> tuple[torch.Tensor, Level | None]:
+    """EM iterations at one level: ``x`` ``(1, 3, h, w)`` the estimate, ``hole``
+    ``(1, 1, h, w)``; ``prev`` the coarser level's field (None at the first voted level).
+    The last iteration of the ``final`` level copies the best patch per pixel (and hides the
+    seams between copied pieces when ``config.seams``)."""
+    size = tuple(x.shape[-2:])
+    holed = hole[0, 0] > 0.5
+    feats = texture_features(x[0].mean(0), FEATURE_RADIUS)
+    if prev is None:  # the hole's texture level comes from its surroundings, not the prior
+        feats = smooth_fill(feats[None], hole)[0]
+    img = torch.cat([x[0], feats])
+    g = config.gradient_weight
+    weights = torch.tensor([1.0, 1.0, 1.0, g, g])
+    voter = Voter(holed, config.patch_size, weights, 5, generator, locality=config.locality,
+                  jump=config.search_jump)
+    if len(voter.targets) == 0 or len(voter.sources) < MIN_SOURCES:
+        bar.update(iterations)
+        return x, None
+    start, match = None, None
+    if prev is not None:
+        match = voter.search(img, 0, upsample_sources(*prev, voter.targets, size))
+        img = voter.vote(img, match)
+        start = match.source
+    for it in range(iterations):
+        match = voter.search(img, config.search_iterations, start)
+        start = match.source
+        if final and it == iterations - 1:
+            img, source = voter.best_patch(img, match)
+            if config.seams:
+                gx, gy = source_gradients(img[:3], source)
+                img[:3] = reconstruct(img[:3], holed, gx, gy, SEAM_SCREEN).clamp(0, 1)
+        else:
+            img = voter.vote(img, match)
+        bar.update(1)
+    if match is None:
+        return x, None
+    return img[None, :3], (match.source, voter.targets, size)

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from neural_patch_synth.bench import blind, datasets, metrics, report, scaling, sheets
+from neural_patch_synth.bench import blind, datasets, metrics, report, sheets
 from neural_patch_synth.bench.datasets import CATEGORIES, Case, data_root
 from neural_patch_synth.bench.methods import METHODS, Method
 from neural_patch_synth.bench.run import (
@@ -28,7 +28,6 @@ from neural_patch_synth.bench.run import (
     suite_cases,
 )
 from neural_patch_synth.cli import main as cli_main
-from neural_patch_synth.config import InpaintConfig
 from neural_patch_synth.errors import NPSError
 from tests.conftest import DATA
 
@@ -88,7 +87,7 @@ def dummies(monkeypatch):
 def one_photo(monkeypatch):
     """The quick suite cut to one case per data set (for tests about single fills)."""
     monkeypatch.setitem(SUITES, "quick", Suite(kodak_centre=1, per_category=1, categories=(3,),
-                                               scenes=1, sizes=(), search_sizes=()))
+                                               scenes=1, sizes=()))
 
 
 def bench_args(out, suite="quick", methods=("mean-fill", "identity"), blind=None):
@@ -200,27 +199,12 @@ def test_speed_section(data, tmp_path):
         return image
 
     methods = {"nps": Method("nps", slow), "patchmatch": Method("patchmatch", slow)}
-    suite = Suite(kodak_centre=1, per_category=1, categories=(0,), scenes=1, sizes=(32, 64),
-                  search_sizes=())
+    suite = Suite(kodak_centre=1, per_category=1, categories=(0,), scenes=1, sizes=(32, 64))
     run_speed(data, suite, methods, tmp_path, "cpu", quiet=True)
     rows = read_jsonl(tmp_path / SPEED)
     assert {(r["size"], r["method"]) for r in rows} == {(s, m) for s in (32, 64) for m in methods}
     table = "\n".join(report.speed_tables(rows))
     assert "| 64² |" in table and "nps / patchmatch" in table
-
-
-def test_search_backends_agree_with_exact():
-    """Random-vector fallback (no VGG weights): exact backends agree with the reference."""
-    pytest.importorskip("neural_patch_synth.patches")
-    image = np.random.default_rng(2).integers(0, 256, (128, 128, 3), dtype=np.uint8)
-    mask = np.zeros((128, 128), bool)
-    mask[48:80, 48:80] = True
-    config = InpaintConfig(max_known_patches=500, vgg_weights="/nonexistent/vgg.pth")
-    rows = scaling.search_backends(image, mask, config, __import__("torch").device("cpu"))
-    assert rows[0]["features"] == "random" and rows[0]["keys"] <= 500
-    exact = [r for r in rows if r["pca_dim"] is None and "error" not in r]
-    assert exact and all(r["agreement"] == 1.0 for r in exact)
-    assert all(0 < r["similarity"] <= 1.0 + 1e-6 for r in rows if "error" not in r)
 
 
 def test_metrics_by_hand():

@@ -122,16 +122,17 @@ def nps_smooth_prior(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return _nps(image, mask, prior="smooth")
 
 
-@method("nps-no-texture", needs=(NPS,), check=_nps_check(texture_weight=0.0), gpu=True)
-def nps_no_texture(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """nps without the neural-patch texture term (content + TV only)."""
-    return _nps(image, mask, texture_weight=0.0)
-
-
 @method("nps-prior-only", needs=(NPS,), check=_nps_check(prior_only=True), gpu=True)
 def nps_prior_only(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The content prior's fill alone, upsampled (no optimisation)."""
+    """The content prior's fill alone, upsampled (no patch synthesis)."""
     return _nps(image, mask, prior_only=True)
+
+
+@method("nps-optimise", needs=(NPS,), check=_nps_check(method="optimise"), gpu=True)
+def nps_optimise(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The paper's method: L-BFGS pyramid of content + VGG-19 neural-patch texture + TV
+    (``method="optimise"``, its defaults)."""
+    return _nps(image, mask, method="optimise")
 
 
 # --- baselines ------------------------------------------------------------------------------

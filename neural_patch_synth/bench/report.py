@@ -189,7 +189,7 @@ def speed_target(speed: list[Row]) -> str | None:
 
 
 def speed_tables(speed: list[Row]) -> list[str]:
-    """End-to-end time per size (nps / PatchMatch ratio) and the patch-search backends."""
+    """End-to-end time per size, with the nps / PatchMatch ratio."""
     lines: list[str] = []
     e2e = [r for r in speed if r["section"] == "end-to-end" and "error" not in r]
     if e2e:
@@ -211,21 +211,6 @@ def speed_tables(speed: list[Row]) -> list[str]:
             cells += [f"{at[n]['peak_mb']:.0f}" if n in at and at[n]["peak_mb"] is not None
                       else "–" for n in names]
             lines.append("| " + " | ".join(cells) + " |")
-    search = [r for r in speed if r["section"] == "search"]
-    if search:
-        lines += ["", "### Patch search backends (`neural_patch_synth.patches.PatchIndex`), "
-                  "one search of every hole patch", "",
-                  "| size | features | queries × keys × dim | backend | PCA dim | build s | "
-                  "search s | agreement | similarity |", "|" + "---|" * 9]
-        for r in sorted(search, key=lambda r: r["size"]):
-            shape = f"{r['queries']} × {r['keys']} × {r['dim']}"
-            head = [f"{r['size']}²", r["features"], shape, r["backend"], str(r["pca_dim"] or "–")]
-            if "error" in r:
-                tail = [r["error"], "", "", ""]
-            else:
-                tail = [f"{r['build_s']:.3f}", f"{r['search_s']:.3f}", f"{r['agreement']:.3f}",
-                        f"{r['similarity']:.4f}"]
-            lines.append("| " + " | ".join(head + tail) + " |")
     for r in speed:
         if r["section"] == "end-to-end" and "error" in r:
             lines.append(f"\n{r['method']} at {r['size']}² failed: {r['error']}")

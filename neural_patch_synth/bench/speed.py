@@ -2,10 +2,10 @@
 
     python -m neural_patch_synth.bench.speed [--image PATH] [--size 512] [--threads N]
 
-Parts (seconds, summed over levels): prior; VGG forward (all forward passes, with and without
-gradient); loss + backward (the rest of the loss evaluations: patch gathering, loss terms and the
-backward passes through VGG); patch search (FAISS / torch); optimiser overhead (L-BFGS's own
-work: two-loop recursion, line search bookkeeping); other (pyramid, compositing, set-up).
+Parts of the default method (seconds, summed over pyramid levels): content prior; patch
+search (PatchMatch on patch descriptors, with the descriptors' computation and the exact
+distances of the matches); vote (weighted votes and the final best-patch copy); seams (the
+gradient-domain pass); other (pyramid, texture features, compositing, set-up).
 """
 
 from __future__ import annotations
@@ -21,11 +21,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from neural_patch_synth import Inpainter
-from neural_patch_synth import synthesis as synth_mod
+from neural_patch_synth import Inpainter, voting
 from neural_patch_synth.bench.datasets import data_root
 from neural_patch_synth.errors import NPSError
-from neural_patch_synth.patches import PatchIndex
 
 
 class Clock:
@@ -76,44 +74,21 @@ def measure(img: np.ndarray, mask: np.ndarray, **options) -> dict:
     """Run the engine once on ``img``/``mask``; return the timing breakdown and hole PSNR."""
     nps = Inpainter(progress=False, **options)
     clock = Clock(nps.device)
-    syn = nps.synthesizer
-    in_loss = [False]
-    clock.wrap(syn, "run_prior", "prior")
-    if syn.vgg is not None:
-        forward = syn.vgg.forward
-
-        def timed_forward(x):
-            with clock.part("vgg_forward_in_loss" if in_loss[0] else "vgg_forward_other"):
-                return forward(x)
-
-        syn.vgg.forward = timed_forward
-    originals = (synth_mod.LevelProblem.loss, synth_mod.LevelProblem.step, PatchIndex.search)
-
-    def loss(self):
-        in_loss[0] = True
-        try:
-            with clock.part("loss_evaluations"):
-                return originals[0](self)
-        finally:
-            in_loss[0] = False
-
-    synth_mod.LevelProblem.loss = loss
-    clock.wrap(synth_mod.LevelProblem, "step", "optimiser_steps")
-    clock.wrap(PatchIndex, "search", "patch_search")
+    timed = [(voting.Voter, "search", "search"), (voting.Voter, "vote", "vote"),
+             (voting.Voter, "best_patch", "vote"), (voting, "reconstruct", "seams")]
+    originals = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in timed]
+    clock.wrap(nps.synthesizer, "run_prior", "prior")
+    for owner, attr, part in timed:
+        clock.wrap(owner, attr, part)
     try:
         start = time.perf_counter()
-        out = nps(img, mask)
+        out = nps(np.where(mask[..., None], 0, img).astype(np.uint8), mask)
         total = time.perf_counter() - start
     finally:
-        synth_mod.LevelProblem.loss, synth_mod.LevelProblem.step, PatchIndex.search = originals
+        for owner, attr, original in originals:
+            setattr(owner, attr, original)
     t = clock.totals
-    parts = {
-        "prior_s": t["prior"],
-        "vgg_forward_s": t["vgg_forward_in_loss"] + t["vgg_forward_other"],
-        "loss_and_vgg_backward_s": t["loss_evaluations"] - t["vgg_forward_in_loss"],
-        "patch_search_s": t["patch_search"],
-        "optimiser_overhead_s": t["optimiser_steps"] - t["loss_evaluations"],
-    }
+    parts = {f"{name}_s": t[name] for name in ("prior", "search", "vote", "seams")}
     parts["other_s"] = total - sum(parts.values())
     mse = np.mean((out[mask].astype(float) - img[mask].astype(float)) ** 2)
     mean_fill = np.mean((img[~mask].mean(0) - img[mask].astype(float)) ** 2)

@@ -1,0 +1,121 @@
+"""Patch voting: geometry, search, votes, best-patch copies, carried fields, seam gradients."""
+
+import torch
+
+from neural_patch_synth.poisson import forward_differences
+from neural_patch_synth.voting import (
+    Match,
+    Voter,
+    source_gradients,
+    texture_features,
+    upsample_sources,
+)
+from tests.images import tiled
+
+PERIOD = 8
+
+
+def setup(h=64, w=160, box=(20, 44, 60, 92)):
+    """A periodic image ``(3, h, w)`` in [0, 1], its hole and a voter over it."""
+    img = torch.from_numpy(tiled(h, w, PERIOD)).permute(2, 0, 1).float() / 255
+    hole = torch.zeros(h, w, dtype=torch.bool)
+    hole[box[0]:box[1], box[2]:box[3]] = True
+    gen = torch.Generator().manual_seed(0)
+    voter = Voter(hole, 7, torch.ones(3), 3, gen, dims=147)
+    return img, hole, voter
+
+
+def perfect(voter: Voter, width: int) -> Match:
+    """The field that copies every target from six periods to its left or right (clear of
+    the hole for :func:`setup`'s hole)."""
+    t = voter.targets
+    x = t % width
+    shift = torch.where(x >= 76, 6 * PERIOD, -6 * PERIOD)
+    source = t + shift
+    zero = torch.zeros(len(t))
+    return Match(source, zero, zero)
+
+
+def test_targets_and_sources_geometry():
+    _, hole, voter = setup()
+    h, w = hole.shape
+    ys, xs = voter.targets // w, voter.targets % w
+    assert ((ys >= 3) & (ys < h - 3) & (xs >= 3) & (xs < w - 3)).all()
+    for flat, wanted in ((voter.targets, True), (voter.sources, False)):
+        for y, x in zip((flat // w).tolist(), (flat % w).tolist(), strict=True):
+            assert bool(hole[y - 3:y + 4, x - 3:x + 4].any()) == wanted
+    # every patch centre inside the border margin is one or the other
+    assert len(voter.targets) + len(voter.sources) == (h - 6) * (w - 6)
+
+
+def test_search_finds_exact_copies_in_a_periodic_texture():
+    img, hole, voter = setup()
+    start = img.clone()
+    start[:, hole] = 0.5  # nothing of the truth in the hole
+    match = voter.search(img, 4)
+    assert bool(voter.valid[match.source].all())
+    assert (match.distance < 1e-6).float().mean() > 0.95
+    # descriptors keep every dimension here, so the descriptor score equals the exact distance
+    assert torch.allclose(match.score, match.distance, atol=1e-3)
+
+
+def test_vote_and_best_patch_reproduce_the_truth_from_a_perfect_field():
+    img, hole, voter = setup()
+    blank = img.clone()
+    blank[:, hole] = 0.0
+    match = perfect(voter, hole.shape[1])
+    voted = voter.vote(blank, match)
+    assert torch.allclose(voted, img, atol=1e-6)
+    copied, source = voter.best_patch(blank, match)
+    assert torch.equal(copied, img)
+    holes = hole.reshape(-1)
+    assert bool((source[holes] >= 0).all()) and bool((source[~holes] == -1).all())
+    assert not bool(holes[source[holes]].any())  # copied from known pixels only
+
+
+def test_locality_prefers_the_nearer_of_two_equal_sources():
+    img, hole, _ = setup()
+    gen = torch.Generator().manual_seed(0)
+    near = Voter(hole, 7, torch.ones(3), 3, gen, dims=147, locality=10.0)
+    match = near.search(img, 6)
+    w = hole.shape[1]
+    moved = (match.source % w - near.targets % w).abs() + (match.source // w
+                                                             - near.targets // w).abs()
+    exact = match.distance - near.far(near.targets, match.source) < 1e-6
+    assert exact.float().mean() > 0.9
+    assert moved[exact].float().mean() <= 3 * PERIOD  # a few periods away, not far off
+
+
+def test_upsample_sources_carries_a_coherent_field():
+    coarse, fine = (16, 20), (32, 40)
+    targets = torch.arange(5 * 20 + 6, 5 * 20 + 10)  # row 5, columns 6..9
+    source = targets + 8  # eight columns to the right
+    fine_targets = torch.tensor([10 * 40 + 12, 11 * 40 + 13, 10 * 40 + 19, 0])
+    carried = upsample_sources(source, targets, coarse, fine_targets, fine)
+    assert carried.tolist() == [10 * 40 + 28, 11 * 40 + 29, 10 * 40 + 35, -1]
+
+
+def test_source_gradients_follow_the_sources():
+    img, hole, voter = setup()
+    h, w = hole.shape
+    copied, source = voter.best_patch(img, perfect(voter, w))
+    gx, gy = source_gradients(copied, source)
+    fx, fy = forward_differences(img)
+    # a copy from a periodic image asks for the image's own differences everywhere
+    assert torch.allclose(gx, fx, atol=1e-6) and torch.allclose(gy, fy, atol=1e-6)
+    # a copied pixel asks for the difference beside its source, not the one it landed next to
+    jumbled = copied.clone()
+    jumbled[:, hole] = 1.0 - jumbled[:, hole]
+    gx2, _ = source_gradients(jumbled, source)
+    inside = hole[:, :-1] & hole[:, 1:]
+    assert torch.allclose(gx2[:, inside], fx[:, inside], atol=1e-6)
+
+
+def test_texture_features():
+    flat = torch.full((20, 20), 0.3)
+    assert torch.equal(texture_features(flat, 2), torch.zeros(2, 20, 20))
+    edge = torch.zeros(20, 20)
+    edge[:, 10:] = 1.0
+    feats = texture_features(edge, 2)
+    assert feats[0, 5, 10] > 0.1 and feats[0, 5, 2] == 0  # horizontal change near the edge
+    assert torch.equal(feats[1], torch.zeros(20, 20))     # no vertical change anywhere
