@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from neural_patch_synth.api import resolve_device
 from neural_patch_synth.errors import NPSError
 
 from . import blind as blind_mod
@@ -229,16 +230,6 @@ def select_methods(names: Sequence[str] | None) -> tuple[dict[str, Method], list
     return runnable, notes
 
 
-def resolve_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise NPSError("--device cuda was asked for, but torch sees no CUDA device")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise NPSError(f"unknown device {name!r} (auto, cpu, cuda)")
-    return name
-
-
 def vgg_weights(root: Path) -> str | None:
     """``$NPS_VGG_WEIGHTS`` if set (the engine reads it), else the shared file beside the data."""
     shared = root.parent / "weights" / VGG_FILE
@@ -329,7 +320,7 @@ def run_bench(args: argparse.Namespace) -> int:
         raise NPSError("nps bench needs --out (or --score-blind OUT)")
     suite = SUITES[args.suite]
     root = datasets.data_root(getattr(args, "data", None))
-    device = resolve_device(args.device)
+    device = str(resolve_device(args.device))
     out = Path(args.out)
     configure_nps(device=device, vgg_weights=vgg_weights(root), **suite.nps)
     cases = suite_cases(suite, root)

@@ -1,6 +1,10 @@
 """Speed figure: one 512² photo with a 256² centre hole, end to end, with a per-part breakdown.
 
     python -m neural_patch_synth.bench.speed [--image PATH] [--size 512] [--threads N]
+    python -m neural_patch_synth.bench.speed --photo 4096x2732   # the same hole, a big photo
+
+With ``--photo WxH`` the photo is resized to W×H and keeps the same centred hole (half of
+``--size``): cost should grow with the hole, not the photo.
 
 Parts of the default method (seconds, summed over pyramid levels): content prior; patch
 search (PatchMatch on patch descriptors, with the descriptors' computation and the exact
@@ -22,6 +26,7 @@ import torch
 from PIL import Image
 
 from neural_patch_synth import Inpainter, voting
+from neural_patch_synth.bench import meter
 from neural_patch_synth.bench.datasets import data_root
 from neural_patch_synth.errors import NPSError
 
@@ -70,6 +75,17 @@ def centre_case(image_path: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
     return img, mask
 
 
+def photo_case(image_path: Path, width: int, height: int, hole: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The photo resized to ``width``×``height`` with a centred ``hole``² square hole."""
+    img = np.asarray(Image.open(image_path).convert("RGB").resize((width, height),
+                                                                  Image.LANCZOS))
+    mask = np.zeros((height, width), bool)
+    y, x = (height - hole) // 2, (width - hole) // 2
+    mask[y:y + hole, x:x + hole] = True
+    return img, mask
+
+
 def measure(img: np.ndarray, mask: np.ndarray, **options) -> dict:
     """Run the engine once on ``img``/``mask``; return the timing breakdown and hole PSNR."""
     nps = Inpainter(progress=False, **options)
@@ -81,9 +97,8 @@ def measure(img: np.ndarray, mask: np.ndarray, **options) -> dict:
     for owner, attr, part in timed:
         clock.wrap(owner, attr, part)
     try:
-        start = time.perf_counter()
-        out = nps(np.where(mask[..., None], 0, img).astype(np.uint8), mask)
-        total = time.perf_counter() - start
+        given = np.where(mask[..., None], 0, img).astype(np.uint8)
+        out, total, peak_mb = meter.measure(lambda: nps(given, mask), nps.device.type == "cuda")
     finally:
         for owner, attr, original in originals:
             setattr(owner, attr, original)
@@ -92,7 +107,8 @@ def measure(img: np.ndarray, mask: np.ndarray, **options) -> dict:
     parts["other_s"] = total - sum(parts.values())
     mse = np.mean((out[mask].astype(float) - img[mask].astype(float)) ** 2)
     mean_fill = np.mean((img[~mask].mean(0) - img[mask].astype(float)) ** 2)
-    return {"total_s": total, **parts, "hole_psnr_db": 10 * np.log10(255**2 / mse),
+    return {"total_s": total, "peak_mb": peak_mb, **parts,
+            "hole_psnr_db": 10 * np.log10(255**2 / mse),
             "mean_fill_psnr_db": 10 * np.log10(255**2 / mean_fill)}
 
 
@@ -100,7 +116,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", type=Path,
                         help="photo (default: kodak/kodim08.png in the benchmark data)")
-    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--size", type=int, default=512,
+                        help="side of the centre crop; the hole is half of it")
+    parser.add_argument("--photo", help="WxH: resize the whole photo to this size instead of "
+                                        "cropping (the hole stays size/2 square)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     parser.add_argument("--options", default="{}", help="InpaintConfig fields as JSON")
@@ -114,10 +133,17 @@ def main() -> None:
         raise SystemExit(f"speed: {err}") from None
     if not image.is_file():
         raise SystemExit(f"photo not found: {image} (set NPS_DATA or --image)")
-    img, mask = centre_case(image, args.size)
+    if args.photo:
+        try:
+            width, height = (int(v) for v in args.photo.lower().split("x"))
+        except ValueError:
+            raise SystemExit(f"--photo takes WxH, got {args.photo!r}") from None
+        img, mask = photo_case(image, width, height, args.size // 2)
+    else:
+        img, mask = centre_case(image, args.size)
     result = measure(img, mask, device=args.device, **json.loads(args.options))
-    result.update(image=image.name, size=args.size, device=args.device,
-                  threads=torch.get_num_threads())
+    result.update(image=image.name, size=args.size, photo=f"{img.shape[1]}x{img.shape[0]}",
+                  device=args.device, threads=torch.get_num_threads())
     for key, value in result.items():
         print(f"{key:>22}: {value:.2f}" if isinstance(value, float) else f"{key:>22}: {value}")
     if args.json:
