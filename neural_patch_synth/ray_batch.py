@@ -127,9 +127,9 @@ class RayExecutor:
 
     def __enter__(self) -> RayExecutor:
         """Connect (or start a local instance) and check the cluster can hold one actor."""
+        if self.address:
+            _check_reachable(self.address)
         if not ray.is_initialized():
-            if self.address:
-                _check_reachable(self.address)
             try:
                 ray.init(address=self.address or "local", include_dashboard=False,
                          log_to_driver=False, logging_level=logging.ERROR)
