@@ -19,7 +19,7 @@ import signal
 import socket
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import ray
 import torch
@@ -86,9 +86,10 @@ class _Member:
 def _why(err: RayActorError) -> str:
     """A short reason for an actor's death, from Ray's long message."""
     text = str(err)
-    detail = re.search(r"Worker exit detail: (.+?\.)(?: |$)", text)
-    first = detail[1] if detail else text.strip().splitlines()[0] if text.strip() else "no reason"
-    return f"Ray actor died: {first}"
+    found = (re.search(r"Worker exit detail: (.+?)\.(?: |$)", text)
+             or re.search(r"The actor is dead because (.+?)\.(?: |$)", text))
+    lines = text.strip().splitlines()
+    return f"Ray actor died: {found[1] if found else lines[0] if lines else 'no reason given'}"
 
 
 def _check_reachable(address: str) -> None:
@@ -111,7 +112,8 @@ class RayExecutor:
     ``ray://HOST:PORT`` joins a running cluster. A process already connected to Ray (e.g. a
     script that called ``ray.init``) keeps its connection. ``workers`` actors (default: the
     cluster's CPUs / ``threads``, or its GPUs / ``gpus`` when fewer), each given ``threads``
-    CPUs (torch threads) and ``gpus`` GPUs.
+    CPUs (torch threads) and ``gpus`` GPUs; without GPUs the engine's ``auto`` device is the
+    CPU.
     """
 
     def __init__(self, address: str | None = None, workers: int | None = None,
@@ -134,8 +136,9 @@ class RayExecutor:
                 ray.init(address=self.address or "local", include_dashboard=False,
                          log_to_driver=False, logging_level=logging.ERROR)
             except (ConnectionError, ValueError, RuntimeError) as err:
+                first = (str(err).strip().splitlines() or ["no reason given"])[0]
                 raise NPSError(f"could not start or join Ray at {self.address or 'local'}: "
-                               f"{str(err).strip().splitlines()[0]}") from None
+                               f"{first.split('. ')[0]}") from None
             self._owned = True
         totals = ray.cluster_resources()
         for name, need in (("CPU", self.threads), ("GPU", self.gpus)):
@@ -165,6 +168,8 @@ class RayExecutor:
         and waited for, so none is still writing.
         """
         level = logging.getLogger(LOGGER).getEffectiveLevel()
+        if not self.gpus and setup.config.device == "auto":  # none allotted: none taken
+            setup = replace(setup, config=replace(setup.config, device="cpu"))
         make = _Actor.options(num_cpus=self.threads, num_gpus=self.gpus)
         todo = deque((job, 0) for job in jobs)
         pending: dict[ray.ObjectRef, _Member] = {}
