@@ -164,8 +164,9 @@ class RayExecutor:
         """Records of ``jobs``, in the order they finish; ``started`` as each is handed over.
 
         Actors that die are replaced; an actor that dies before it is ready (nps missing on a
-        node, a broken installation) stops the run. When the run stops, its actors are killed
-        and waited for, so none is still writing.
+        node, a broken installation) stops the run. Once every photo is done, actors still
+        waiting for resources are not waited for. When the run stops, its actors are killed and
+        waited for, so none is still writing.
         """
         level = logging.getLogger(LOGGER).getEffectiveLevel()
         if not self.gpus and setup.config.device == "auto":  # none allotted: none taken
@@ -189,7 +190,7 @@ class RayExecutor:
         try:
             for _ in range(min(self.workers or self._default_workers(), len(todo))):
                 spawn()
-            while pending:
+            while todo or any(member.job for member in pending.values()):
                 [ref], _ = ray.wait(list(pending), num_returns=1)
                 member = pending.pop(ref)
                 try:

@@ -32,7 +32,7 @@ TIMING = ("time", "seconds", "pid", "node")
 def cluster() -> str:
     """A local Ray instance with 2 CPUs for the whole session (its workers can import the tests,
     for the hook); its address."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              logging_level=logging.ERROR, runtime_env={"worker_process_setup_hook": HOOK,
                                                        "env_vars": {"PYTHONPATH": str(REPO)}})
     yield ray.get_runtime_context().gcs_address
