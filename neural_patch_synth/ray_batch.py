@@ -20,6 +20,7 @@ import socket
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 import ray
 import torch
@@ -126,12 +127,14 @@ class RayExecutor:
             raise NPSError(f"--threads-per-worker must be at least 1, got {threads}")
         self.address, self.workers, self.gpus, self.threads = address, workers, gpus, threads
         self._owned = False
+        self._sigterm: Any = None
 
     def __enter__(self) -> RayExecutor:
         """Connect (or start a local instance) and check the cluster can hold one actor."""
         if self.address:
             _check_reachable(self.address)
         if not ray.is_initialized():
+            self._sigterm = signal.getsignal(signal.SIGTERM)  # ray.init replaces it
             try:
                 ray.init(address=self.address or "local", include_dashboard=False,
                          log_to_driver=False, logging_level=logging.ERROR)
@@ -149,9 +152,14 @@ class RayExecutor:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Shut down the Ray connection or instance this executor made, if any."""
         if self._owned:
             ray.shutdown()
             self._owned = False
+            try:
+                signal.signal(signal.SIGTERM, self._sigterm)
+            except (ValueError, TypeError):  # not the main thread, or no Python-level handler
+                pass
 
     def _default_workers(self) -> int:
         totals = ray.cluster_resources()
