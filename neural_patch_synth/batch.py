@@ -6,8 +6,10 @@ it ends. A rerun reads every report in the output folder: a finished output whos
 (photo, mask, settings) still matches is skipped, a changed one is redone and the old output kept
 in ``OUT/.nps-stale/``; a photo started twice without a result (it killed nps) is recorded as
 failed and not retried unless asked. Workers are spawned processes given one photo at a time; a
-worker that dies is replaced and its photo recorded as failed. Temporary files carry their run's
-id, and only those of runs that are gone (their lock in ``OUT/.nps-runs/`` is free) are deleted.
+worker that dies is replaced and its photo recorded as failed. An :class:`Executor` (``--ray``, see
+:mod:`neural_patch_synth.ray_batch`) can run the photos elsewhere instead. Temporary files carry
+their run's id, and only those of runs that are gone (their lock in ``OUT/.nps-runs/`` is free) are
+deleted, at the start of a run and, for its own, at its end.
 """
 
 from __future__ import annotations
@@ -28,11 +30,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from PIL import Image
@@ -74,7 +76,8 @@ Record = dict[str, Any]
 """One report line: ``path``, ``status`` (started / done / skipped / failed / interrupted),
 ``output``, ``time``; results add ``error``, ``seconds``, and as it applies ``fingerprint``,
 ``replaced`` and ``changed`` (a redone photo), ``crash`` (the photo killed its process),
-``warnings``; ``started`` adds ``pid`` (the process working on it)."""
+``warnings``; ``started`` adds ``pid`` (the process working on it) and, when it runs on a Ray
+cluster, ``node`` (the Ray node id)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,9 @@ class BatchOptions:
     """Fill holes over 90 % of a photo (see :meth:`Inpainter.photo`)."""
     quiet: bool = False
     """No progress bar."""
+    executor: Executor | None = None
+    """Runs the photos instead of local worker processes (``workers`` is then unused), e.g.
+    :class:`~neural_patch_synth.ray_batch.RayExecutor`."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +143,23 @@ class Job:
     previous: dict | None = None
     """The fingerprint an earlier run recorded for this output (see :meth:`Worker.fingerprint`),
     None when there is none."""
+
+
+class Started(Protocol):
+    """Called just before a job is handed to the process ``pid`` (on Ray node ``node``)."""
+
+    def __call__(self, job: Job, pid: int, node: str | None = None) -> None: ...
+
+
+class Executor(Protocol):
+    """Somewhere else to run the photos: entered before the first photo (connect, start), left
+    after the last; called like :func:`run_here`, it yields one result record per job."""
+
+    def __enter__(self) -> Executor: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def __call__(self, jobs: list[Job], setup: Setup, started: Started) -> Iterator[Record]: ...
 
 
 def parse_shard(spec: str) -> tuple[int, int]:
@@ -436,8 +459,7 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def run_here(jobs: list[Job], setup: Setup, started: Callable[[Job, int], None]
-             ) -> Iterator[Record]:
+def run_here(jobs: list[Job], setup: Setup, started: Started) -> Iterator[Record]:
     """Records of ``jobs`` run one after another in this process; ``started(job, pid)`` is
     called before each."""
     worker = Worker(setup)
@@ -446,15 +468,57 @@ def run_here(jobs: list[Job], setup: Setup, started: Callable[[Job, int], None]
         yield worker(job)
 
 
-class _Forward(logging.Handler):
-    """In a worker: log records go to the parent, which logs them again."""
+def worker_died(job: Job, why: str) -> Record:
+    """The failed record of a photo whose worker died while processing it."""
+    return {"path": str(job.source), "status": "failed",
+            "error": f"the worker processing this photo died ({why})",
+            "crash": f"worker died ({why})", "seconds": None, "output": str(job.output)}
 
-    def __init__(self, conn: Connection) -> None:
+
+Message = tuple[str, Any]
+"""From a worker to the parent: ``("log", (name, level, text))``, ``("record", Record)``,
+``("fatal", error)`` (its engine cannot start); over a pipe also ``("ready", None)``."""
+
+
+class _Forward(logging.Handler):
+    """In a worker: log records go to the parent as messages, and it logs them again."""
+
+    def __init__(self, send: Callable[[Message], object]) -> None:
         super().__init__()
-        self.conn = conn
+        self.send = send
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.conn.send(("log", (record.name, record.levelno, record.getMessage())))
+        self.send(("log", (record.name, record.levelno, record.getMessage())))
+
+
+def forward_logs(send: Callable[[Message], object], level: int) -> None:
+    """In a worker: send the library's log records at ``level`` and above to the parent."""
+    logger = logging.getLogger(LOGGER)
+    logger.setLevel(level)
+    logger.addHandler(_Forward(send))
+    logger.propagate = False
+
+
+def work(worker: Worker, job: Job) -> Message:
+    """In a worker: the message that answers ``job``, its record or the engine's failure."""
+    try:
+        return "record", worker(job)
+    except EngineError as err:
+        return "fatal", str(err)
+
+
+def deliver(message: Message) -> Record | None:
+    """In the parent: a worker's log record is logged again, its engine failing to start is
+    raised, a record is returned."""
+    kind, payload = message
+    if kind == "log":
+        name, level, text = payload
+        logging.getLogger(name).log(level, "%s", text)
+    elif kind == "fatal":
+        raise EngineError(payload)
+    elif kind == "record":
+        return payload
+    return None
 
 
 def _exit_with(parent: multiprocessing.process.BaseProcess) -> None:
@@ -473,19 +537,14 @@ def _serve(conn: Connection, setup: Setup, threads: int, level: int) -> None:
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
-    logger = logging.getLogger(LOGGER)
-    logger.setLevel(level)
-    logger.addHandler(_Forward(conn))
-    logger.propagate = False
+    forward_logs(conn.send, level)
     worker = Worker(setup)
     conn.send(("ready", None))
     try:
         while True:
-            job = conn.recv()
-            try:
-                conn.send(("record", worker(job)))
-            except EngineError as err:
-                conn.send(("fatal", str(err)))
+            answer = work(worker, conn.recv())
+            conn.send(answer)
+            if answer[0] == "fatal":
                 return
     except (EOFError, BrokenPipeError):  # the parent is gone
         return
@@ -505,16 +564,11 @@ class _Slot:
         messages are logged again here; its engine failing to start is raised."""
         try:
             while self.conn.poll():
-                kind, payload = self.conn.recv()
-                if kind == "log":
-                    name, level, message = payload
-                    logging.getLogger(name).log(level, "%s", message)
-                elif kind == "ready":
+                message = self.conn.recv()
+                if message[0] == "ready":
                     self.ready = True
-                elif kind == "fatal":
-                    raise EngineError(payload)
-                else:
-                    return payload, False
+                elif (record := deliver(message)) is not None:
+                    return record, False
         except (EOFError, OSError):
             return None, True
         return None, False
@@ -533,8 +587,8 @@ def _death(process: multiprocessing.process.BaseProcess) -> str:
     return f"exit code {code}"
 
 
-def run_parallel(jobs: list[Job], setup: Setup, workers: int,
-                 started: Callable[[Job, int], None]) -> Iterator[Record]:
+def run_parallel(jobs: list[Job], setup: Setup, workers: int, started: Started
+                 ) -> Iterator[Record]:
     """Records of ``jobs`` from ``workers`` spawned processes, given one job at a time;
     ``started(job, pid)`` is called just before a job is handed over.
 
@@ -580,10 +634,7 @@ def run_parallel(jobs: list[Job], setup: Setup, workers: int,
                     if not slot.ready and slot.process.exitcode >= 0:  # not killed: broken
                         raise RuntimeError(f"a worker process failed to start ({why})")
                     if slot.job is not None:
-                        yield {"path": str(slot.job.source), "status": "failed",
-                               "error": f"the worker processing this photo died ({why})",
-                               "crash": f"worker died ({why})", "seconds": None,
-                               "output": str(slot.job.output)}
+                        yield worker_died(slot.job, why)
                     slot.conn.close()
                     slot = slots[i] = spawn()
                 if slot.job is None:
@@ -785,9 +836,9 @@ def execute(jobs: list[Job], setup: Setup, options: BatchOptions, report: Report
                dynamic_ncols=True)
     in_flight: dict[str, Job] = {}
 
-    def started(job: Job, pid: int) -> None:
+    def started(job: Job, pid: int, node: str | None = None) -> None:
         report.write({"path": str(job.source), "status": "started", "output": str(job.output),
-                      "pid": pid})
+                      "pid": pid, **({"node": node} if node else {})})
         in_flight[str(job.source)] = job
 
     def finished(record: Record) -> None:
@@ -812,7 +863,8 @@ def execute(jobs: list[Job], setup: Setup, options: BatchOptions, report: Report
         else:
             finished(refused)
     workers = min(options.workers, len(todo))
-    records = (run_parallel(todo, setup, workers, started) if workers > 1
+    records = (options.executor(todo, setup, started) if options.executor is not None
+               else run_parallel(todo, setup, workers, started) if workers > 1
                else run_here(todo, setup, started))
     try:
         for record in records:
@@ -891,9 +943,13 @@ def run_batch(source: str | os.PathLike, masks: str | os.PathLike, output: str |
         history = read_history(sorted(set(out.glob(REPORT_GLOB)) | {report_path}))
         mine = [replace(job, previous=history[str(job.source)].fingerprints.get(str(job.output)))
                 if str(job.source) in history else job for job in mine]
-        with RunLock(out) as run, _sigterm_interrupts():
-            clean_parts(mine, run.folder)
-            setup = Setup(config, options.invert_mask, options.allow_large_hole,
-                          settings_digest(config, options.invert_mask), run.id, out / STALE_DIR)
-            label = f" (shard {index}/{count})" if count > 1 else ""
-            return execute(mine, setup, options, report, history, label)
+        try:  # the executor first: Ray sets its own SIGTERM handler
+            with RunLock(out) as run, options.executor or nullcontext(), _sigterm_interrupts():
+                clean_parts(mine, run.folder)
+                setup = Setup(config, options.invert_mask, options.allow_large_hole,
+                              settings_digest(config, options.invert_mask), run.id,
+                              out / STALE_DIR)
+                label = f" (shard {index}/{count})" if count > 1 else ""
+                return execute(mine, setup, options, report, history, label)
+        finally:  # the run's lock is gone: what its stopped workers left is deleted too
+            clean_parts(mine, out / RUNS_DIR)

@@ -19,10 +19,14 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from .errors import NPSError
+
+if TYPE_CHECKING:
+    from .ray_batch import RayExecutor
 
 
 class _StderrLog(logging.Handler):
@@ -132,13 +136,38 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     return 0
 
 
+def ray_executor(args: argparse.Namespace) -> RayExecutor | None:
+    """:class:`RayExecutor` from ``--ray`` and its options; None without ``--ray``."""
+    tuning = {"--ray-workers": args.ray_workers, "--gpus-per-worker": args.gpus_per_worker,
+              "--threads-per-worker": args.threads_per_worker}
+    if args.ray is None:
+        given = [name for name, value in tuning.items() if value is not None]
+        if given:
+            raise NPSError(f"{', '.join(given)} needs --ray")
+        return None
+    if args.workers is not None:
+        raise NPSError("--workers is for local processes; with --ray use --ray-workers")
+    try:
+        from .ray_batch import RayExecutor
+    except ModuleNotFoundError as err:
+        if (err.name or "").partition(".")[0] != "ray":
+            raise
+        raise NPSError("--ray needs the ray extra: "
+                       "pip install 'neural_patch_synth[ray]'") from None
+    return RayExecutor(args.ray or None, args.ray_workers,
+                       0.0 if args.gpus_per_worker is None else args.gpus_per_worker,
+                       1 if args.threads_per_worker is None else args.threads_per_worker)
+
+
 def cmd_batch(args: argparse.Namespace) -> int:
     from .batch import BatchOptions, run_batch
 
     options = BatchOptions(
-        recursive=args.recursive, mask_suffix=args.mask_suffix, workers=args.workers,
-        report=args.report, shard=args.shard, retry_failed=args.retry_failed,
-        invert_mask=args.invert_mask, allow_large_hole=args.allow_large_hole, quiet=args.quiet)
+        recursive=args.recursive, mask_suffix=args.mask_suffix,
+        workers=1 if args.workers is None else args.workers, report=args.report,
+        shard=args.shard, retry_failed=args.retry_failed, invert_mask=args.invert_mask,
+        allow_large_hole=args.allow_large_hole, quiet=args.quiet,
+        executor=ray_executor(args))
     return run_batch(args.input, args.masks, args.output, engine_config(args, progress=False),
                      options)
 
@@ -186,11 +215,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output folder (not the input folder)")
     p.add_argument("--recursive", action="store_true", help="descend into sub-folders")
     p.add_argument("--mask-suffix", default="", help="mask file = <relative stem><suffix>.png")
-    p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    p.add_argument("--workers", type=int, help="parallel worker processes (default 1)")
     p.add_argument("--report", help="JSONL report path (default OUTPUT/nps-report.jsonl)")
     p.add_argument("--shard", default="1/1", help="I/N: process only the I-th of N shares")
     p.add_argument("--retry-failed", action="store_true",
                    help="retry photos that killed nps or its worker in an earlier run")
+    p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="run the photos on Ray actors (the ray extra): a local Ray instance, "
+                        "or the cluster at ADDRESS (auto, HOST:PORT, ray://HOST:PORT); every "
+                        "node must see the input, mask and output folders at the same paths "
+                        "(a shared file system)")
+    p.add_argument("--ray-workers", type=int, metavar="N",
+                   help="--ray: actors (default: the cluster's CPUs / threads per worker)")
+    p.add_argument("--gpus-per-worker", type=float, metavar="F",
+                   help="--ray: GPUs per actor, fractions allowed (default 0)")
+    p.add_argument("--threads-per-worker", type=int, metavar="T",
+                   help="--ray: CPUs (torch threads) per actor (default 1)")
     _mask_options(p)
     _engine_options(p)
     p.set_defaults(func=cmd_batch)

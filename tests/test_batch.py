@@ -600,3 +600,13 @@ def test_exit_codes_separate_failed_photos_from_internal_errors(archive, tmp_pat
     assert _batch(photos, masks, tmp_path / "out2") == 3
     err = capsys.readouterr().err.strip()
     assert err == "nps: internal error: RuntimeError: a bug (set NPS_DEBUG=1 for a traceback)"
+
+
+def test_ray_without_the_extra(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    monkeypatch.delitem(sys.modules, "neural_patch_synth.ray_batch", raising=False)
+    assert main(["batch", str(tmp_path), "--masks", str(tmp_path), "-o", str(tmp_path / "out"),
+                 "--ray"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("nps: error: --ray needs the ray extra: "
+                   "pip install 'neural_patch_synth[ray]'\n")
