@@ -70,6 +70,9 @@ class InpaintConfig:
     blend: str = "none"
     """``"poisson"``: seamless cloning of the fill into the photo (Pérez et al. 2003): the
     fill's gradients, the boundary's colours; ``"none"``: pasted as it is."""
+    outpaint_step: float = 0.25
+    """Outpainting adds at most this fraction of the current side per side and step (see
+    :mod:`~neural_patch_synth.outpaint`)."""
 
     # --- the paper's L-BFGS pyramid (method "optimise") ----------------------------------------
     iterations: tuple[int, ...] = (60, 40, 20)
@@ -165,6 +168,9 @@ class InpaintConfig:
         flag("seams")
         if self.blend not in ("none", "poisson"):
             fail("blend", "none or poisson")
+        real("outpaint_step", 0.0)
+        if not 0 < self.outpaint_step <= 1:
+            fail("outpaint_step", "in (0, 1]")
         if (not isinstance(self.iterations, (tuple, list)) or not self.iterations
                 or not all(is_int(n) and n >= 0 for n in self.iterations)):
             fail("iterations", "a non-empty list of integers >= 0")
