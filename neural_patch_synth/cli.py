@@ -53,7 +53,8 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--em-iterations", type=_ints,
                    help="vote: search-and-vote iterations per level, finest last, e.g. 10,8,6,4,2")
     p.add_argument("--blend", choices=("none", "poisson"),
-                   help="poisson: seamless-clone the fill into the photo (default: none)")
+                   help="poisson: seamless-clone the fill into the photo (default: none for "
+                        "inpaint and batch, poisson for outpaint)")
     p.add_argument("--iterations", type=_ints,
                    help="optimise: L-BFGS iterations per level, coarse to fine, e.g. 60,40,20")
     p.add_argument("--layers", help="optimise: VGG-19 layers for the texture term, e.g. relu3_1")

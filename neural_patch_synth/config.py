@@ -11,6 +11,11 @@ from typing import Any, NoReturn
 
 from .errors import NPSError
 
+BLEND_DEFAULTS = {"inpaint": "none", "outpaint": "poisson"}
+"""What ``blend="auto"`` means per command, chosen by measurement (``nps bench``, see the
+README): seamless cloning halves the seam error of outpainting and improves its patch SWD,
+while on inpainting holes it costs hole PSNR and colour saturation."""
+
 
 @dataclass(frozen=True)
 class InpaintConfig:
@@ -67,9 +72,10 @@ class InpaintConfig:
     seams: bool = False
     """Hide the seams between copied pieces with a screened gradient-domain pass (off by
     default: measured, it smooths the copied texture more than it hides seams)."""
-    blend: str = "none"
+    blend: str = "auto"
     """``"poisson"``: seamless cloning of the fill into the photo (Pérez et al. 2003): the
-    fill's gradients, the boundary's colours; ``"none"``: pasted as it is."""
+    fill's gradients, the boundary's colours; ``"none"``: pasted as it is; ``"auto"``: each
+    command's measured default (:data:`BLEND_DEFAULTS`)."""
     outpaint_step: float = 0.25
     """Outpainting adds at most this fraction of the current side per side and step (see
     :mod:`~neural_patch_synth.outpaint`)."""
@@ -166,8 +172,8 @@ class InpaintConfig:
         for name in ("gradient_weight", "locality"):
             real(name, 0.0)
         flag("seams")
-        if self.blend not in ("none", "poisson"):
-            fail("blend", "none or poisson")
+        if self.blend not in ("auto", "none", "poisson"):
+            fail("blend", "auto, none or poisson")
         real("outpaint_step", 0.0)
         if not 0 < self.outpaint_step <= 1:
             fail("outpaint_step", "in (0, 1]")
@@ -195,6 +201,11 @@ class InpaintConfig:
             fail("device", "auto, cpu, cuda or cuda:N")
         integer("seed", 0, optional=True)
         flag("progress")
+
+    def blend_for(self, command: str) -> str:
+        """``"none"`` or ``"poisson"``: :attr:`blend` for ``command`` (``"inpaint"`` or
+        ``"outpaint"``), ``"auto"`` resolved."""
+        return BLEND_DEFAULTS[command] if self.blend == "auto" else self.blend
 
     def level_iterations(self, level: int) -> int:
         """L-BFGS iterations at pyramid ``level`` (0 = coarsest)."""

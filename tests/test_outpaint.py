@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neural_patch_synth import NPSError, outpaint
+from neural_patch_synth import InpaintConfig, NPSError, outpaint
 from neural_patch_synth.bench.methods import known_box, mirror
 from neural_patch_synth.bench.metrics import seam_error
 from neural_patch_synth.cli import main
@@ -58,11 +58,11 @@ def test_band_masks_and_corners():
 def test_outpaint_keeps_the_photo_and_fills_from_it():
     truth = tiled(40, 64)
     photo = truth[:, 8:48]
-    out = outpaint(photo, "8,0,16,0", seed=3, **FAST)
+    out = outpaint(photo, "8,0,16,0", seed=3, blend="none", **FAST)
     assert out.shape == truth.shape and out.dtype == np.uint8
     assert np.array_equal(out[:, 8:48], photo)  # bit-identical
     assert np.abs(out.astype(float) - truth).mean() < 20  # a periodic texture goes on
-    again = outpaint(photo, "8,0,16,0", seed=3, **FAST)
+    again = outpaint(photo, "8,0,16,0", seed=3, blend="none", **FAST)
     assert np.array_equal(out, again)
 
 
@@ -131,3 +131,11 @@ def test_seam_error_by_hand():
     fill[0, 2] = 0.1  # row 0 steps 0.1 instead of 0.5 (error 0.4); the edge down to
     # row 1 lies inside the hole and does not count
     assert seam_error(fill, truth, mask) == pytest.approx(0.4 / 2 * 100)
+
+
+def test_blend_auto_means_poisson_for_outpaint_and_none_for_inpaint():
+    photo = tiled(24, 24)
+    auto = outpaint(photo, "0,0,8,0", **FAST)
+    assert np.array_equal(auto, outpaint(photo, "0,0,8,0", blend="poisson", **FAST))
+    assert not np.array_equal(auto, outpaint(photo, "0,0,8,0", blend="none", **FAST))
+    assert InpaintConfig().blend_for("inpaint") == "none"

@@ -143,8 +143,15 @@ def nps_smooth_prior(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 @method("nps-poisson", needs=(NPS,), check=_nps_check(blend="poisson"), gpu=True)
 def nps_poisson(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """nps with ``blend="poisson"``: the fill seamless-cloned into the photo."""
+    """nps with ``blend="poisson"``: the fill seamless-cloned into the photo (the default for
+    outpainting)."""
     return _nps(image, mask, blend="poisson")
+
+
+@method("nps-no-blend", needs=(NPS,), check=_nps_check(blend="none"), gpu=True)
+def nps_no_blend(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """nps with ``blend="none"``: the fill pasted as it is (the default for inpainting)."""
+    return _nps(image, mask, blend="none")
 
 
 @method("nps-prior-only", needs=(NPS,), check=_nps_check(prior_only=True), gpu=True)
