@@ -13,8 +13,9 @@ from .errors import NPSError
 
 BLEND_DEFAULTS = {"inpaint": "none", "outpaint": "poisson"}
 """What ``blend="auto"`` means per command, chosen by measurement (``nps bench``, see the
-README): seamless cloning halves the seam error of outpainting and improves its patch SWD,
-while on inpainting holes it costs hole PSNR and colour saturation."""
+README): on outpainting, seamless cloning cuts the seam error by about a third to a half and
+improves the patch SWD; on inpainting holes it cuts the seam error too but greys the fill
+(saturation ratio 0.83 → 0.79 on Kodak centre crops)."""
 
 
 @dataclass(frozen=True)
