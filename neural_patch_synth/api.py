@@ -110,8 +110,9 @@ class Inpainter:
         return _like(out, image)
 
     def outpaint_photo(self, photo: Photo, extent: Extent) -> Photo:
-        """``photo`` extended by ``extent`` (see :func:`~neural_patch_synth.outpaint.
-        outpaint_photo`); its own pixels are bit-identical in the result."""
+        """``photo`` extended by ``extent``, step by step (see
+        :func:`~neural_patch_synth.outpaint.outpaint_photo`); its pixels are kept bit-identical
+        and the blend is ``config.blend_for("outpaint")``."""
         blend = self.config.blend_for("outpaint")
 
         def fill(canvas: Photo, new: np.ndarray) -> Photo:
