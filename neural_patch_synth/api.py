@@ -1,8 +1,10 @@
-"""The public API: ``inpaint(image, mask, **options)`` and the reusable :class:`Inpainter`."""
+"""The public API: ``inpaint(image, mask, **options)``, ``outpaint(image, extend, **options)``
+and the reusable :class:`Inpainter`."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import TypeVar
 
 import numpy as np
@@ -20,6 +22,7 @@ from .io import (
     photo_from_pil,
     to_pil,
 )
+from .outpaint import Extent, outpaint_photo, parse_extend, parse_to
 from .prior import load_prior
 from .synthesis import Synthesizer
 
@@ -75,9 +78,15 @@ class Inpainter:
         if invert_mask:
             mask = ~mask
         check_mask(mask, allow_large_hole)
+        return self._fill(photo, mask, alpha, self.config.blend_for("inpaint"))
+
+    def _fill(self, photo: Photo, mask: np.ndarray, alpha: np.ndarray | None,
+              blend: str) -> Photo:
+        """``photo`` with the hole ``mask`` ``(H, W)`` filled (``blend``: none or poisson) and
+        ``alpha`` as its alpha channel; known pixels bit-identical."""
         scale = float(photo.max_value)
         image = torch.from_numpy(photo.pixels.astype(np.float32) / scale)
-        filled = self.synthesizer(image, torch.from_numpy(mask))
+        filled = self.synthesizer(image, torch.from_numpy(mask), blend)
         px = np.rint(filled.numpy() * scale).astype(photo.pixels.dtype)
         if photo.gray:
             px = np.repeat(px.mean(axis=2, keepdims=True).round().astype(px.dtype), 3, axis=2)
@@ -93,24 +102,59 @@ class Inpainter:
         :func:`~neural_patch_synth.io.mask_from_array`); None uses an RGBA image's transparent
         pixels. ``invert_mask``, ``allow_large_hole``: see :meth:`photo`.
         """
-        if isinstance(image, Image.Image):
-            photo = photo_from_pil(image)
-        else:
-            arr = np.asarray(image)
-            if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (
-                arr.ndim == 3 and arr.shape[2] not in (3, 4)
-            ):
-                raise NPSError("image array must be (H, W), (H, W, 3) or (H, W, 4) uint8")
-            photo = photo_from_pil(Image.fromarray(arr))
         hole = None
         if mask is not None:
             hole = mask_from_pil(mask) if isinstance(mask, Image.Image) else mask_from_array(mask)
-        out = self.photo(photo, hole, invert_mask=invert_mask, allow_large_hole=allow_large_hole)
-        if isinstance(image, Image.Image):
-            return to_pil(out)
-        if out.gray:
-            return out.pixels[..., 0]
-        return out.pixels if out.alpha is None else np.dstack([out.pixels, out.alpha])
+        out = self.photo(_as_photo(image), hole, invert_mask=invert_mask,
+                         allow_large_hole=allow_large_hole)
+        return _like(out, image)
+
+    def outpaint_photo(self, photo: Photo, extent: Extent) -> Photo:
+        """``photo`` extended by ``extent``, step by step (see
+        :func:`~neural_patch_synth.outpaint.outpaint_photo`); its pixels are kept bit-identical
+        and the blend is ``config.blend_for("outpaint")``."""
+        blend = self.config.blend_for("outpaint")
+
+        def fill(canvas: Photo, new: np.ndarray) -> Photo:
+            return self._fill(canvas, new, None, blend)
+
+        return outpaint_photo(photo, extent, fill, self.config.outpaint_step,
+                              self.config.progress)
+
+    def outpaint(self, image: ImageLike, extend: str | Sequence[int | str] | None = None, *,
+                 to: str | Sequence[int] | None = None) -> ImageLike:
+        """``image`` extended beyond its borders; returns the same type as ``image``.
+
+        ``extend``: ``"L,T,R,B"`` or four values, pixels or ``"N%"`` of the side (e.g.
+        ``"0,0,50%,0"``); or ``to``: ``"WxH"`` / ``(W, H)``, the photo centred. An RGBA image
+        must be fully opaque.
+        """
+        photo = _as_photo(image)
+        if (extend is None) == (to is None):
+            raise NPSError("outpaint takes either extend (L,T,R,B) or to (WxH)")
+        extent = parse_extend(extend, photo.size) if to is None else parse_to(to, photo.size)
+        return _like(self.outpaint_photo(photo, extent), image)
+
+
+def _as_photo(image: ImageLike) -> Photo:
+    """A PIL image or an ``(H, W)`` / ``(H, W, 3|4)`` uint8 array as a :class:`Photo`."""
+    if isinstance(image, Image.Image):
+        return photo_from_pil(image)
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (
+        arr.ndim == 3 and arr.shape[2] not in (3, 4)
+    ):
+        raise NPSError("image array must be (H, W), (H, W, 3) or (H, W, 4) uint8")
+    return photo_from_pil(Image.fromarray(arr))
+
+
+def _like(photo: Photo, image: ImageLike) -> ImageLike:
+    """``photo`` as the type of ``image``: PIL image, or array of its layout."""
+    if isinstance(image, Image.Image):
+        return to_pil(photo)
+    if photo.gray:
+        return photo.pixels[..., 0]
+    return photo.pixels if photo.alpha is None else np.dstack([photo.pixels, photo.alpha])
 
 
 def inpaint(image: ImageLike, mask: ImageLike | None = None,
@@ -123,3 +167,18 @@ def inpaint(image: ImageLike, mask: ImageLike | None = None,
     """
     return Inpainter(config, **options)(image, mask, invert_mask=invert_mask,
                                         allow_large_hole=allow_large_hole)
+
+
+def outpaint(image: ImageLike, extend: str | Sequence[int | str] | None = None,
+             config: InpaintConfig | None = None, *, to: str | Sequence[int] | None = None,
+             **options) -> ImageLike:
+    """Extend ``image`` beyond its borders: see :meth:`Inpainter.outpaint`.
+
+    ``outpaint(img, "0,0,50%,0", seed=1)`` widens a photo by half on the right, in steps of at
+    most ``outpaint_step`` (a quarter) of the side. ``options`` are :class:`InpaintConfig`
+    fields; a mask is refused (outpaint fills only the added border).
+    """
+    if "mask" in options:
+        raise NPSError("outpaint takes no mask: it fills only the pixels it adds "
+                       "(use inpaint for holes)")
+    return Inpainter(config, **options).outpaint(image, extend, to=to)

@@ -57,7 +57,8 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--em-iterations", type=_ints,
                    help="vote: search-and-vote iterations per level, finest last, e.g. 10,8,6,4,2")
     p.add_argument("--blend", choices=("none", "poisson"),
-                   help="poisson: seamless-clone the fill into the photo (default none)")
+                   help="poisson: seamless-clone the fill into the photo (default: none for "
+                        "inpaint and batch, poisson for outpaint)")
     p.add_argument("--iterations", type=_ints,
                    help="optimise: L-BFGS iterations per level, coarse to fine, e.g. 60,40,20")
     p.add_argument("--layers", help="optimise: VGG-19 layers for the texture term, e.g. relu3_1")
@@ -159,6 +160,32 @@ def ray_executor(args: argparse.Namespace) -> RayExecutor | None:
                        1 if args.threads_per_worker is None else args.threads_per_worker)
 
 
+def cmd_outpaint(args: argparse.Namespace) -> int:
+    from .api import Inpainter
+    from .io import check_destination, estimated_size, load_image, output_format, save_image
+    from .outpaint import parse_extend, parse_to
+
+    if args.mask or args.box:
+        raise NPSError("outpaint takes no mask: it fills only the pixels it adds "
+                       "(use nps inpaint for holes)")
+    if (args.extend is None) == (args.to is None):
+        raise NPSError("outpaint needs either --extend L,T,R,B or --to WxH")
+    out = Path(args.output)
+    fmt = output_format(out)
+    photo = load_image(args.image)
+    extent = (parse_extend(args.extend, photo.size) if args.to is None
+              else parse_to(args.to, photo.size))
+    width, height = extent.grown(photo.size)
+    check_destination(out, overwrite=args.overwrite, sources=(args.image,),
+                      needed=estimated_size(photo, fmt) * width * height
+                      // (photo.size[0] * photo.size[1]))
+    result = Inpainter(engine_config(args)).outpaint_photo(photo, extent)
+    save_image(out, result, overwrite=args.overwrite)
+    if not args.quiet:
+        print(f"wrote {out} ({width}x{height})", file=sys.stderr)
+    return 0
+
+
 def cmd_batch(args: argparse.Namespace) -> int:
     from .batch import BatchOptions, run_batch
 
@@ -209,6 +236,20 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_options(p)
     p.set_defaults(func=cmd_inpaint)
 
+    p = sub.add_parser("outpaint", help="extend one photo beyond its borders")
+    p.add_argument("image", help="input photo (opaque)")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--extend", metavar="L,T,R,B",
+                      help="pixels to add per side, or N%% of the side, e.g. 0,0,50%%,0")
+    size.add_argument("--to", metavar="WxH", help="final size, the photo centred")
+    p.add_argument("--mask", help=argparse.SUPPRESS)
+    p.add_argument("--box", help=argparse.SUPPRESS)
+    p.add_argument("-o", "--output", required=True, help="output file; format from extension")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output (never the input photo itself)")
+    _engine_options(p)
+    p.set_defaults(func=cmd_outpaint)
+
     p = sub.add_parser("batch", help="fill holes across a photo archive (resumable)")
     p.add_argument("input", help="folder, glob, or text file listing photo paths")
     p.add_argument("--masks", required=True, help="folder of masks, mirroring the input tree")
@@ -236,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser("bench", help="compare nps with PatchMatch and classical fills")
-    p.add_argument("--suite", choices=("quick", "full"), default="quick")
+    p.add_argument("--suite", choices=("quick", "full", "outpaint"), default="quick",
+                   help="quick (default), full, or outpaint (the quick suite's outpainting set)")
     p.add_argument("--out", help="output folder (results.json, summary.md, look/, ...)")
     p.add_argument("--methods", nargs="+", help="methods to run (default: all available)")
     p.add_argument("--blind", nargs="?", const="nps,patchmatch", metavar="A,B",

@@ -32,9 +32,9 @@ from neural_patch_synth.errors import NPSError
 from tests.conftest import DATA
 
 QUICK_CATEGORIES = [CATEGORIES[c] for c in SUITES["quick"].categories]
-QUICK_CASES = 2 + len(QUICK_CATEGORIES) + 3
+QUICK_CASES = 2 + len(QUICK_CATEGORIES) + 3 + 2
 """Cases of the quick suite on the tiny data: 2 Kodak crops, one mask per quick category (one
-exists per category), 3 scenes."""
+exists per category), 3 scenes, 2 Kodak photos to extend back."""
 TINY_SIDE = 96
 
 
@@ -103,7 +103,7 @@ def test_harness_end_to_end_and_resume(data, dummies, tmp_path):
     assert len(results["rows"]) == 2 * cases == len(dummies)
     row = results["rows"][0]
     for key in ("method", "dataset", "image", "mask", "l1", "l2", "psnr", "ssim", "sharpness",
-                "swd", "swd_half", "saturation", "seconds"):
+                "swd", "swd_half", "saturation", "seam", "seconds"):
         assert key in row
     assert {r["category"] for r in results["rows"] if r["dataset"] == "kodak-irregular"} == set(
         QUICK_CATEGORIES)
@@ -112,11 +112,11 @@ def test_harness_end_to_end_and_resume(data, dummies, tmp_path):
     summary = (out / "summary.md").read_text()
     assert "### kodak-centre" in summary and "by hole-area category" in summary
     assert "## Headline" in summary and "| method | PSNR dB | SSIM | sharpness | SWD | SWD ½ | " \
-        "saturation | s / image |" in summary
+        "saturation | seam | s / image |" in summary
     assert "SWD ½ by hole-area category" in summary
     assert "**" in summary
     assert (out / "by_category.png").stat().st_size > 0
-    assert len(list((out / "pictures").glob("*.png"))) == 6  # 2 per data set
+    assert len(list((out / "pictures").glob("*.png"))) == 8  # 2 per data set
     assert not (out / "look").exists()  # neither nps nor patchmatch ran: nothing to look at
     # mean fill beats leaving the hole black
     by = {(r["method"], r["image"], r["mask"]): r for r in results["rows"]}

@@ -25,11 +25,14 @@ KODAK_SIDE = 512
 """Side of the Kodak centre crops (the issue's 512² photo with a 256² hole)."""
 SCENE_SIDE = 128
 """Side of the scene photos after resizing (the content network's training size)."""
+BORDERS = {"right": (0.0, 0.25), "left-right": (0.25, 0.25)}
+"""Outpainting holes: fraction of the width cut away on the left and on the right."""
 
 
 @dataclass(frozen=True)
 class Case:
-    """One (photo, hole) pair. ``mask_path`` None means a centre square of half the short side."""
+    """One (photo, hole) pair. ``mask_path`` None means a centre square of half the short side,
+    unless ``border`` names an outpainting hole of :data:`BORDERS`."""
 
     dataset: str
     image_path: Path
@@ -37,6 +40,7 @@ class Case:
     category: str | None = None
     side: int | None = None
     """Resize shorter side to this and centre-crop a square (None: keep the photo as is)."""
+    border: str | None = None
 
     @property
     def image_id(self) -> str:
@@ -44,7 +48,7 @@ class Case:
 
     @property
     def mask_id(self) -> str:
-        return self.mask_path.stem if self.mask_path else "centre"
+        return self.mask_path.stem if self.mask_path else self.border or "centre"
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -57,6 +61,8 @@ class Case:
             img = square_crop(img, self.side)
         image = np.asarray(img).copy()
         h, w = image.shape[:2]
+        if self.border is not None:
+            return image, border_hole(h, w, *BORDERS[self.border])
         if self.mask_path is None:
             return image, centre_hole(h, w)
         mask = Image.open(self.mask_path).convert("L").resize((w, h), Image.NEAREST)
@@ -79,6 +85,15 @@ def centre_hole(height: int, width: int) -> np.ndarray:
     y0, x0 = (height - side) // 2, (width - side) // 2
     mask = np.zeros((height, width), bool)
     mask[y0:y0 + side, x0:x0 + side] = True
+    return mask
+
+
+def border_hole(height: int, width: int, left: float, right: float) -> np.ndarray:
+    """``(height, width)`` bool hole of the ``left`` and ``right`` fractions of the width: the
+    photo cut to a centre band, to be extended back."""
+    mask = np.zeros((height, width), bool)
+    mask[:, :round(left * width)] = True
+    mask[:, width - round(right * width):] = True
     return mask
 
 
@@ -147,6 +162,14 @@ def kodak_irregular(root: Path, per_category: int,
             photo = photos[len(cases) % len(photos)]
             cases.append(Case("kodak-irregular", photo, mask, label))
     return cases
+
+
+def kodak_outpaint(root: Path, count: int | None) -> list[Case]:
+    """Full-size Kodak photos with the right quarter cut away (every second one also the left
+    quarter), to be extended back; ``count`` photos drawn at random (None: all 24)."""
+    photos = subset(_files(root / "kodak", "*.png"), count, "kodak-outpaint")
+    return [Case("kodak-outpaint", p, border=("right", "left-right")[i % 2])
+            for i, p in enumerate(photos)]
 
 
 def scenes(root: Path, count: int) -> list[Case]:

@@ -1,9 +1,10 @@
 """The compared methods: one function ``(image, mask) -> filled image`` each, in :data:`METHODS`.
 
 ``image`` is ``(H, W, 3)`` uint8 RGB whose hole pixels are zeroed, ``mask`` ``(H, W)`` bool
-(True = hole); the result is ``(H, W, 3)`` uint8. Adding a method is one decorated function;
-``needs`` lists the modules it imports, and a method whose modules are missing is skipped with
-a note instead of failing the run.
+(True = hole); the result is ``(H, W, 3)`` uint8. A hole all around a known rectangle is an
+outpainting case (:func:`known_box`): the nps methods extend the rectangle with ``outpaint``.
+Adding a method is one decorated function; ``needs`` lists the modules it imports, and a method
+whose modules are missing is skipped with a note instead of failing the run.
 """
 
 from __future__ import annotations
@@ -95,8 +96,26 @@ def _nps_check(**overrides: Any) -> Callable[[], str | None]:
     return check
 
 
+def known_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """``(y0, y1, x0, x1)`` of the known pixels when they form a rectangle and the hole is all
+    around it (an outpainting case), else None."""
+    known = ~np.asarray(mask, bool)
+    if not known.any() or known.all():
+        return None
+    ys, xs = np.nonzero(known.any(axis=1))[0], np.nonzero(known.any(axis=0))[0]
+    y0, y1, x0, x1 = int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
+    return (y0, y1, x0, x1) if known[y0:y1, x0:x1].all() else None
+
+
 def _nps(image: np.ndarray, mask: np.ndarray, **overrides: Any) -> np.ndarray:
-    return _inpainter(tuple(sorted(overrides.items())))(image, mask)
+    """nps's fill; a hole all around a known rectangle is outpainted (step by step) from it."""
+    inpainter = _inpainter(tuple(sorted(overrides.items())))
+    box = known_box(mask)
+    if box is None:
+        return inpainter(image, mask)
+    y0, y1, x0, x1 = box
+    return inpainter.outpaint(image[y0:y1, x0:x1],
+                              (x0, y0, mask.shape[1] - x1, mask.shape[0] - y1))
 
 
 def content_prior() -> str:
@@ -120,6 +139,19 @@ def nps(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def nps_smooth_prior(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """nps with the non-learned smooth prior instead of the content network."""
     return _nps(image, mask, prior="smooth")
+
+
+@method("nps-poisson", needs=(NPS,), check=_nps_check(blend="poisson"), gpu=True)
+def nps_poisson(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """nps with ``blend="poisson"``: the fill seamless-cloned into the photo (the default for
+    outpainting)."""
+    return _nps(image, mask, blend="poisson")
+
+
+@method("nps-no-blend", needs=(NPS,), check=_nps_check(blend="none"), gpu=True)
+def nps_no_blend(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """nps with ``blend="none"``: the fill pasted as it is (the default for inpainting)."""
+    return _nps(image, mask, blend="none")
 
 
 @method("nps-prior-only", needs=(NPS,), check=_nps_check(prior_only=True), gpu=True)
@@ -150,6 +182,18 @@ def patchmatch_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
     patchmatch.set_random_seed(0)
     return patchmatch.inpaint(image, mask)
+
+
+@method("mirror")
+def mirror(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mirror padding of the known rectangle (``np.pad(mode="reflect")``; outpainting cases
+    only)."""
+    box = known_box(mask)
+    if box is None:
+        raise ValueError("mirror padding needs a hole all around a known rectangle")
+    y0, y1, x0, x1 = box
+    h, w = mask.shape
+    return np.pad(image[y0:y1, x0:x1], ((y0, h - y1), (x0, w - x1), (0, 0)), mode="reflect")
 
 
 @method("telea", needs=("cv2",))

@@ -16,6 +16,11 @@ PSNR rewards blur, so three measures that see texture stand next to it:
   resolution;
 - *saturation ratio*: mean HSV saturation of the fill over the truth's, in the hole (a grey
   fill scores well below 1).
+
+And one that sees the seam: *seam error*, the mean absolute gradient error across the hole's
+boundary: for every 4-neighbour edge between a known and a filled pixel, |step in the result −
+step in the truth|, averaged over edges and channels, × 100 (0 = the fill meets the photo as
+the truth does).
 """
 
 from __future__ import annotations
@@ -181,11 +186,31 @@ def saturation_ratio(result: np.ndarray, truth: np.ndarray, mask: np.ndarray) ->
     return _saturation(result, mask) / max(_saturation(truth, mask), 1e-8)
 
 
+def seam_error(result: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
+    """Mean |step in ``result`` − step in ``truth``| over the edges between a known and a hole
+    pixel of ``mask`` ``(H, W)`` (all channels), × 100; NaN when the hole has no known
+    neighbour."""
+    a, b, m = _unit(result), _unit(truth), np.asarray(mask, bool)
+    errors = []
+    for axis in (0, 1):
+        lo = [slice(None)] * 2
+        hi = [slice(None)] * 2
+        lo[axis], hi[axis] = slice(None, -1), slice(1, None)
+        lo, hi = tuple(lo), tuple(hi)
+        crossing = m[lo] != m[hi]
+        step = (a[hi] - a[lo]) - (b[hi] - b[lo])
+        errors.append(np.abs(step[crossing]).ravel())
+    err = np.concatenate(errors)
+    return float(err.mean() * 100) if len(err) else float("nan")
+
+
 def hole_metrics(result: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> dict[str, float]:
-    """``l1``, ``l2`` (%), ``psnr`` (dB), ``ssim``, ``sharpness``, ``swd``, ``swd_half`` and
-    ``saturation`` of a filled image against the truth (see the module docstring)."""
+    """``l1``, ``l2`` (%), ``psnr`` (dB), ``ssim``, ``sharpness``, ``swd``, ``swd_half``,
+    ``saturation`` and ``seam`` of a filled image against the truth (see the module
+    docstring)."""
     return {"l1": hole_l1(result, truth, mask), "l2": hole_l2(result, truth, mask),
             "psnr": hole_psnr(result, truth, mask), "ssim": hole_ssim(result, truth, mask),
             "sharpness": sharpness_ratio(result, truth, mask),
             "swd": patch_swd(result, truth, mask), "swd_half": patch_swd(result, truth, mask, True),
-            "saturation": saturation_ratio(result, truth, mask)}
+            "saturation": saturation_ratio(result, truth, mask),
+            "seam": seam_error(result, truth, mask)}

@@ -34,10 +34,11 @@ METRICS = (
     Column("psnr", "PSNR dB", 2, "max"), Column("ssim", "SSIM", 3, "max"),
     Column("sharpness", "sharpness", 2, "one"), Column("swd", "SWD", 2, "min"),
     Column("swd_half", "SWD ½", 2, "min"), Column("saturation", "saturation", 2, "one"),
+    Column("seam", "seam", 2, "min"),
     Column("seconds", "s / image", 2, "min"), Column("peak_mb", "peak MB", 0, "min"),
 )
 BY_KEY = {c.key: c for c in METRICS}
-HEADLINE = ("psnr", "ssim", "sharpness", "swd", "swd_half", "saturation", "seconds")
+HEADLINE = ("psnr", "ssim", "sharpness", "swd", "swd_half", "saturation", "seam", "seconds")
 """The columns of the compact per-data-set tables meant for the README."""
 CATEGORY_METRICS = ("psnr", "ssim", "l1", "sharpness", "swd", "swd_half", "saturation")
 PLOT_METRICS = ("psnr", "sharpness", "swd")
@@ -51,7 +52,9 @@ LEGEND = (
     "Wasserstein distance × 100 between the fill's and the truth's 7×7 RGB patches (means "
     "removed) inside the hole, at full / half resolution (lower is better; holes too small for "
     "a 7×7 patch are left out); saturation: mean HSV saturation of the fill over the truth's in "
-    "the hole (best = closest to 1); s / image: wall time of the fill; peak MB: extra peak "
+    "the hole (best = closest to 1); seam: mean |step in the fill − step in the truth| across "
+    "the hole's boundary (edges between a known and a filled pixel), × 100 (lower is better); "
+    "s / image: wall time of the fill; peak MB: extra peak "
     "resident memory of the fill (CPU) or peak CUDA tensor memory.")
 
 
