@@ -19,7 +19,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from tqdm import tqdm
 
@@ -218,10 +218,19 @@ def cmd_train_content(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line: ``nps CMD: error: ... (see
+    --help)``, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nps", description="High-resolution inpainting by multi-scale neural patch synthesis.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=_Parser)
 
     p = sub.add_parser("inpaint", help="fill the hole of one photo")
     p.add_argument("image", help="input photo")
@@ -308,8 +317,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _attach_values(argv: list[str]) -> list[str]:
+    """``--extend -5,0,0,0`` → ``--extend=-5,0,0,0``: argparse would take a value starting
+    with ``-`` for an option (and then report a missing value, not the bad extent)."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] == "--extend" and arg.startswith("-"):
+            out[-1] = f"--extend={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_attach_values(sys.argv[1:] if argv is None else argv))
     logger = logging.getLogger("neural_patch_synth")
     handler = _StderrLog()
     logger.addHandler(handler)

@@ -190,3 +190,14 @@ def test_bad_destination_stops_before_computing(where, photo, tmp_path, unwritab
     assert len(err.splitlines()) == 1 and err.startswith("nps: error: ")
     assert {"unwritable": "cannot write in the output folder", "long-name": "too long",
             "no-folder": "does not exist"}[where] in err
+
+
+def test_usage_errors_are_one_line(photo, capsys):
+    img_path, _ = photo
+    with pytest.raises(SystemExit) as stop:
+        main(["inpaint", str(img_path), "--bogus", "-o", "x.png"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1 and "--bogus" in err
+    # A value starting with "-" still reaches --extend, which names what is wrong with it.
+    assert main(["outpaint", str(img_path), "--extend", "-5,0,0,0", "-o", "x.png"]) == 2
+    assert "negative" in capsys.readouterr().err

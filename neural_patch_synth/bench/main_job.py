@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(rows))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    look_sheet(image, mask, fills, f"input {PHOTO}").save(out, quality=90)
+    look_sheet(image, mask, fills, f"input {PHOTO}").save(out, quality=85)
     print(f"wrote {out}")
 
 
