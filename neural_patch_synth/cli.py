@@ -218,6 +218,42 @@ def cmd_train_content(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_masks(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .io import Photo, check_writable, save_image
+    from .masks import MASK_CATEGORIES, random_mask
+
+    if not 0 <= args.category < len(MASK_CATEGORIES):
+        raise NPSError(f"--category must be 0…{len(MASK_CATEGORIES) - 1}, got {args.category}")
+    if args.count < 1:
+        raise NPSError(f"--count must be at least 1, got {args.count}")
+    if args.size < 16:
+        raise NPSError(f"--size must be at least 16, got {args.size}")
+    folder = Path(args.output)
+    if folder.exists() and not folder.is_dir():
+        raise NPSError(f"the output is not a folder: {folder}")
+    paths = [folder / f"mask-{args.category:02d}-{i:05d}.png" for i in range(args.count)]
+    taken = [p for p in paths if os.path.lexists(p)]
+    if taken:
+        raise NPSError(f"{len(taken)} of the {len(paths)} masks exist already, e.g. {taken[0]}; "
+                       "nps masks never overwrites (use another folder or remove them)")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise NPSError(f"cannot create the output folder {folder}: "
+                       f"{err.strerror or err}") from None
+    check_writable(folder)
+    for i, path in enumerate(tqdm(paths, desc="masks", unit="mask", disable=args.quiet)):
+        rng = np.random.default_rng([args.seed, args.category, i])
+        hole = random_mask(args.size, args.category, rng, border=args.border)
+        grey = np.where(hole, np.uint8(255), np.uint8(0))
+        save_image(path, Photo(np.repeat(grey[..., None], 3, axis=2), gray=True))
+    if not args.quiet:
+        print(f"wrote {len(paths)} masks to {folder}", file=sys.stderr)
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose usage errors are one line: ``nps CMD: error: ... (see
     --help)``, exit 2."""
@@ -314,6 +350,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, help="channels of the first network level (default 24)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train_content)
+
+    p = sub.add_parser("masks", help="write irregular training/test masks by hole-area category")
+    p.add_argument("--category", type=int, required=True, metavar="K",
+                   help="hole area: 0 = 1–10 %%, 1 = 10–20 %%, … 5 = 50–60 %% of the image")
+    p.add_argument("--count", type=int, required=True, metavar="N", help="masks to write")
+    p.add_argument("--size", type=int, default=512, metavar="S",
+                   help="side in pixels, at least 16 (default 512)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="folder for DIR/mask-KK-NNNNN.png (white = hole; created if missing)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--border", action="store_true",
+                   help="every mask touches the image border (outpainting-style holes)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_masks)
     return parser
 
 
