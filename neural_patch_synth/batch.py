@@ -46,10 +46,10 @@ from .errors import NPSError
 from .io import (
     IMAGE_EXTENSIONS,
     check_destination,
-    check_writable,
     estimated_size,
     load_image,
     load_mask,
+    make_output_folder,
     output_format,
     part_tag,
     save_image,
@@ -933,12 +933,7 @@ def run_batch(source: str | os.PathLike, masks: str | os.PathLike, output: str |
     report_path = _absolute(options.report) if options.report else out / name
     check_paths(inputs, jobs, out, report_path)
     mine = [job for job in jobs if in_shard(job.rel, index, count)]
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise NPSError(f"could not create the output folder {out}: "
-                       f"{err.strerror or err}") from None
-    check_writable(out)
+    make_output_folder(out)
     with Report(report_path) as report:  # taken first: a second run stops before touching files
         history = read_history(sorted(set(out.glob(REPORT_GLOB)) | {report_path}))
         mine = [replace(job, previous=history[str(job.source)].fingerprints.get(str(job.output)))

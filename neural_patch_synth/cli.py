@@ -221,7 +221,7 @@ def cmd_train_content(args: argparse.Namespace) -> int:
 def cmd_masks(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .io import Photo, check_writable, save_image
+    from .io import Photo, make_output_folder, save_image
     from .masks import MASK_CATEGORIES, random_mask
 
     if not 0 <= args.category < len(MASK_CATEGORIES):
@@ -238,12 +238,7 @@ def cmd_masks(args: argparse.Namespace) -> int:
     if taken:
         raise NPSError(f"{len(taken)} of the {len(paths)} masks exist already, e.g. {taken[0]}; "
                        "nps masks never overwrites (use another folder or remove them)")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise NPSError(f"cannot create the output folder {folder}: "
-                       f"{err.strerror or err}") from None
-    check_writable(folder)
+    make_output_folder(folder)
     for i, path in enumerate(tqdm(paths, desc="masks", unit="mask", disable=args.quiet)):
         rng = np.random.default_rng([args.seed, args.category, i])
         hole = random_mask(args.size, args.category, rng, border=args.border)

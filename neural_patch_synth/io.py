@@ -449,6 +449,17 @@ def estimated_size(photo: Photo, fmt: str) -> int:
     return raw // 2
 
 
+def make_output_folder(folder: Path) -> None:
+    """Create ``folder`` (and its parents) if needed and check that it can be written in;
+    NPSError otherwise."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise NPSError(f"cannot create the output folder {folder}: "
+                       f"{err.strerror or err}") from None
+    check_writable(folder)
+
+
 def check_writable(folder: Path) -> None:
     """NPSError unless a file can be created and written in ``folder`` (tried with a
     temporary 64 KiB file, so a full disk fails too)."""
