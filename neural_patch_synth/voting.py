@@ -78,14 +78,12 @@ class Voter:
 
     ``hole``: ``(H, W)`` bool (True = hole); ``size``: odd patch side. Targets are the patch
     centres (at least ``size // 2`` from the border) whose patch overlaps the hole; sources are
-    those whose patch lies wholly in the known region, optionally only inside ``allowed``
-    ``(H, W)`` bool.
+    those whose patch lies wholly in the known region.
     """
 
     def __init__(self, hole: torch.Tensor, size: int, weights: torch.Tensor,
                  voted: int, generator: torch.Generator, dims: int = 24,
-                 locality: float = 0.0, jump: int = 1,
-                 allowed: torch.Tensor | None = None) -> None:
+                 locality: float = 0.0, jump: int = 1) -> None:
         self.height, self.width = hole.shape
         self.size, self.r = size, size // 2
         self.device = hole.device
@@ -97,10 +95,7 @@ class Voter:
         inner[self.r:self.height - self.r, self.r:self.width - self.r] = True
         h = hole[None, None].float()
         touches = F.max_pool2d(h, size, 1, self.r)[0, 0] > 0.5
-        valid = ~touches & inner
-        if allowed is not None:
-            valid &= allowed
-        self.valid = valid.reshape(-1)
+        self.valid = (~touches & inner).reshape(-1)
         self.sources = torch.nonzero(self.valid)[:, 0]
         self.targets = torch.nonzero((touches & inner).reshape(-1))[:, 0]
         self.slot = torch.full((self.height * self.width,), -1, dtype=torch.long,

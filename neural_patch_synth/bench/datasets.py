@@ -79,13 +79,17 @@ def square_crop(img: Image.Image, side: int) -> Image.Image:
     return img.crop((x0, y0, x0 + side, y0 + side))
 
 
-def centre_hole(height: int, width: int) -> np.ndarray:
-    """Centre square hole of half the shorter side (256² on Kodak, 64² at 128²)."""
-    side = min(height, width) // 2
+def square_hole(height: int, width: int, side: int) -> np.ndarray:
+    """``(height, width)`` bool mask with a centred ``side``² square hole."""
     y0, x0 = (height - side) // 2, (width - side) // 2
     mask = np.zeros((height, width), bool)
     mask[y0:y0 + side, x0:x0 + side] = True
     return mask
+
+
+def centre_hole(height: int, width: int) -> np.ndarray:
+    """Centre square hole of half the shorter side (256² on Kodak, 64² at 128²)."""
+    return square_hole(height, width, min(height, width) // 2)
 
 
 def border_hole(height: int, width: int, left: float, right: float) -> np.ndarray:

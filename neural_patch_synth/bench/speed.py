@@ -27,7 +27,8 @@ from PIL import Image
 
 from neural_patch_synth import Inpainter, voting
 from neural_patch_synth.bench import meter
-from neural_patch_synth.bench.datasets import data_root
+from neural_patch_synth.bench.datasets import centre_hole, data_root, square_hole
+from neural_patch_synth.bench.metrics import hole_psnr
 from neural_patch_synth.errors import NPSError
 
 
@@ -69,10 +70,7 @@ def centre_case(image_path: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
     if min(h, w) < size:
         raise SystemExit(f"{image_path} is smaller than {size}px")
     y, x = (h - size) // 2, (w - size) // 2
-    img = np.ascontiguousarray(img[y:y + size, x:x + size])
-    mask = np.zeros((size, size), bool)
-    mask[size // 4: 3 * size // 4, size // 4: 3 * size // 4] = True
-    return img, mask
+    return np.ascontiguousarray(img[y:y + size, x:x + size]), centre_hole(size, size)
 
 
 def photo_case(image_path: Path, width: int, height: int, hole: int
@@ -80,10 +78,7 @@ def photo_case(image_path: Path, width: int, height: int, hole: int
     """The photo resized to ``width``×``height`` with a centred ``hole``² square hole."""
     img = np.asarray(Image.open(image_path).convert("RGB").resize((width, height),
                                                                   Image.LANCZOS))
-    mask = np.zeros((height, width), bool)
-    y, x = (height - hole) // 2, (width - hole) // 2
-    mask[y:y + hole, x:x + hole] = True
-    return img, mask
+    return img, square_hole(height, width, hole)
 
 
 def measure(img: np.ndarray, mask: np.ndarray, **options) -> dict:
@@ -105,11 +100,10 @@ def measure(img: np.ndarray, mask: np.ndarray, **options) -> dict:
     t = clock.totals
     parts = {f"{name}_s": t[name] for name in ("prior", "search", "vote", "seams")}
     parts["other_s"] = total - sum(parts.values())
-    mse = np.mean((out[mask].astype(float) - img[mask].astype(float)) ** 2)
-    mean_fill = np.mean((img[~mask].mean(0) - img[mask].astype(float)) ** 2)
+    mean_fill = np.where(mask[..., None], img[~mask].mean(0), img)
     return {"total_s": total, "peak_mb": peak_mb, **parts,
-            "hole_psnr_db": 10 * np.log10(255**2 / mse),
-            "mean_fill_psnr_db": 10 * np.log10(255**2 / mean_fill)}
+            "hole_psnr_db": hole_psnr(out, img, mask),
+            "mean_fill_psnr_db": hole_psnr(mean_fill / 255, img, mask)}
 
 
 def main() -> None:
