@@ -1,5 +1,6 @@
 import numpy as np
 
+from neural_patch_synth.bench.groups import speck_mask
 from neural_patch_synth.masks import Box, bounding_box, context_window, hole_groups
 
 
@@ -33,16 +34,6 @@ def test_far_holes_are_separate_groups_near_holes_merge():
         assert not (covered & ~m).any()
     total = sum(int(g.mask.sum()) for g in groups)
     assert total == m.sum()
-
-
-def speck_mask(rng: np.random.Generator, shape: tuple[int, int], count: int,
-               largest: int) -> np.ndarray:
-    """``count`` random rectangles of sides 1…``largest`` (dust, scratches) on ``shape``."""
-    mask = np.zeros(shape, bool)
-    ys, xs = rng.integers(0, shape[0], count), rng.integers(0, shape[1], count)
-    for y, x, h, w in zip(ys, xs, *rng.integers(1, largest + 1, (2, count)), strict=True):
-        mask[y:y + h, x:x + w] = True
-    return mask
 
 
 def reference_groups(mask: np.ndarray, context: float, min_side: int) -> list[tuple]:

@@ -19,9 +19,10 @@ from scipy import ndimage
 from neural_patch_synth.masks import hole_groups
 
 
-def speck_mask(shape: tuple[int, int], count: int, largest: int, seed: int) -> np.ndarray:
-    """``(H, W)`` bool mask of ``count`` random rectangles of sides 1…``largest``."""
-    rng = np.random.default_rng(seed)
+def speck_mask(rng: np.random.Generator, shape: tuple[int, int], count: int,
+               largest: int) -> np.ndarray:
+    """``(H, W)`` bool mask of ``count`` random rectangles of sides 1…``largest`` (dust,
+    scratches), drawn from ``rng``."""
     mask = np.zeros(shape, bool)
     ys, xs = rng.integers(0, shape[0], count), rng.integers(0, shape[1], count)
     for y, x, h, w in zip(ys, xs, *rng.integers(1, largest + 1, (2, count)), strict=True):
@@ -50,7 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     height, width = (int(v) for v in args.size.lower().split("x"))
-    mask = speck_mask((height, width), args.specks, args.largest, args.seed)
+    mask = speck_mask(np.random.default_rng(args.seed), (height, width), args.specks,
+                      args.largest)
     holes = ndimage.label(mask, structure=np.ones((3, 3), bool))[1]
     groups = hole_groups(mask, args.context, args.min_side)
     label = best_time(lambda: ndimage.label(mask, structure=np.ones((3, 3), bool)), args.repeat)
