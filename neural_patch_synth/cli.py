@@ -211,8 +211,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_train_content(args: argparse.Namespace) -> int:
     from .prior.train import train_content
 
-    names = ("val_data", "steps", "batch_size", "lr", "val_every", "max_minutes", "device",
-             "seed", "width")
+    names = ("val_data", "arch", "width", "steps", "batch_size", "lr", "val_every",
+             "max_minutes", "device", "seed")
     given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     train_content(args.data, args.out, quiet=args.quiet, **given)
     return 0
@@ -334,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder: checkpoints, log, weights")
     p.add_argument("--val-data", help="folder of validation photos")
     p.add_argument("--steps", type=int,
-                   help="total optimisation steps (default: the shipped model's 8000)")
+                   help="total optimisation steps (default: the shipped model's 16500)")
     p.add_argument("--batch-size", type=int, help="photos per step (default 16)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default 5e-4)")
     p.add_argument("--val-every", type=int, help="validate every N steps (default 250)")
@@ -342,7 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop (with a checkpoint) after this many minutes; rerun to resume")
     p.add_argument("--device", help="auto (default: CUDA when available), cpu or cuda")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
-    p.add_argument("--width", type=int, help="channels of the first network level (default 24)")
+    p.add_argument("--arch",
+                   help="network: pconv (partial-convolution U-Net, the default), attention "
+                        "(contextual attention) or v1 (the first Context-Encoder-style net)")
+    p.add_argument("--width", type=int,
+                   help="channels of the first network level (default: the shipped model's)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train_content)
 

@@ -208,60 +208,6 @@ def random_block_mask(rng: np.random.Generator, size: int = 128,
     return mask
 
 
-def _thick_line(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray,
-                size: int) -> np.ndarray:
-    """Pixels within a random radius of a random segment (bool, shape of ``yy``)."""
-    y0, x0 = rng.uniform(0, size, 2)
-    angle = rng.uniform(0, 2 * np.pi)
-    length = rng.uniform(size / 8, size / 2)
-    dy, dx = np.sin(angle) * length, np.cos(angle) * length
-    radius = rng.uniform(size / 64, size / 16)
-    t = np.clip(((yy - y0) * dy + (xx - x0) * dx) / (length * length), 0.0, 1.0)
-    return (yy - y0 - t * dy) ** 2 + (xx - x0 - t * dx) ** 2 <= radius * radius
-
-
-def _ellipse(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, size: int) -> np.ndarray:
-    """Pixels inside a random rotated ellipse (bool, shape of ``yy``)."""
-    cy, cx = rng.uniform(0, size, 2)
-    a, b = rng.uniform(size / 32, size / 6, 2)
-    angle = rng.uniform(0, np.pi)
-    u = (yy - cy) * np.cos(angle) + (xx - cx) * np.sin(angle)
-    v = -(yy - cy) * np.sin(angle) + (xx - cx) * np.cos(angle)
-    return (u / a) ** 2 + (v / b) ** 2 <= 1.0
-
-
-def random_stroke_mask(rng: np.random.Generator, size: int = 128,
-                       area: tuple[float, float] = (0.1, 0.6)) -> np.ndarray:
-    """``(size, size)`` bool mask of random thick lines and ellipses (irregular holes).
-
-    Shapes are added until the hole covers a target fraction drawn uniformly from ``area``;
-    a draw that overshoots ``area[1]`` is restarted (after 10 tries the last one is kept).
-    """
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
-    mask = np.zeros((size, size), bool)
-    for _ in range(10):
-        target = rng.uniform(*area)
-        mask = np.zeros((size, size), bool)
-        while mask.mean() < target:
-            shape = _thick_line if rng.random() < 0.6 else _ellipse
-            mask |= shape(rng, yy, xx, size)
-        if mask.mean() <= area[1]:
-            break
-    return mask
-
-
-def random_training_mask(rng: np.random.Generator, size: int = 128,
-                         weights: tuple[float, float, float] = (0.5, 0.2, 0.3)) -> np.ndarray:
-    """One ``(size, size)`` bool training hole: centre square (side ``size / 2``), random
-    blocks or irregular strokes, chosen with probabilities ``weights``."""
-    kind = rng.choice(3, p=np.asarray(weights) / sum(weights))
-    if kind == 0:
-        return centre_square_mask(size, size // 2)
-    if kind == 1:
-        return random_block_mask(rng, size)
-    return random_stroke_mask(rng, size)
-
-
 # --- irregular masks by hole-area category (partial-convolution paper) ----------------------
 
 MASK_CATEGORIES = ((0.01, 0.1), (0.1, 0.2), (0.2, 0.3), (0.3, 0.4), (0.4, 0.5), (0.5, 0.6))
@@ -344,3 +290,35 @@ def random_mask(size: int, category: int, rng: np.random.Generator, *,
         else:  # nothing fits: only possible above ``low``, as the dot fits below it
             break
     return np.asarray(canvas) > 0
+
+
+def edge_band_mask(rng: np.random.Generator, size: int = 128) -> np.ndarray:
+    """``(size, size)`` bool mask of bands along one or two random image edges (the holes of
+    outpainting), each ``size / 8``…``size / 2`` deep."""
+    mask = np.zeros((size, size), bool)
+    for side in rng.choice(4, int(rng.integers(1, 3)), replace=False):
+        depth = int(rng.integers(size // 8, size // 2 + 1))
+        band = (slice(None, depth), slice(size - depth, None))[side % 2]
+        mask[(band, slice(None)) if side < 2 else (slice(None), band)] = True
+    return mask
+
+
+TRAINING_HOLES = {"centre": 0.3, "blocks": 0.15, "irregular": 0.35, "border": 0.2}
+"""Mix of :func:`random_training_mask`: hole kind → probability."""
+
+
+def random_training_mask(rng: np.random.Generator, size: int = 128) -> np.ndarray:
+    """One ``(size, size)`` bool training hole, of a kind drawn from :data:`TRAINING_HOLES`:
+    the centre square of side ``size / 2``; random blocks; an irregular mask of a uniformly
+    drawn area category; or a hole touching the border (an edge band, or an irregular mask
+    whose first stroke starts on the edge, half each)."""
+    kinds = list(TRAINING_HOLES)
+    kind = kinds[rng.choice(len(kinds), p=list(TRAINING_HOLES.values()))]
+    if kind == "centre":
+        return centre_square_mask(size, size // 2)
+    if kind == "blocks":
+        return random_block_mask(rng, size)
+    category = int(rng.integers(len(MASK_CATEGORIES)))
+    if kind == "border" and rng.random() < 0.5:
+        return edge_band_mask(rng, size)
+    return random_mask(size, category, rng, border=kind == "border")

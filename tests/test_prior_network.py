@@ -11,11 +11,12 @@ import torch
 from neural_patch_synth.errors import NPSError
 from neural_patch_synth.masks import centre_square_mask
 from neural_patch_synth.prior import PRETRAINED, load_prior
+from neural_patch_synth.prior.layers import mean_fill
 from neural_patch_synth.prior.network import (
-    ContentNet,
+    ARCHITECTURES,
     NetworkPrior,
+    build,
     load_weights,
-    mean_fill,
     save_weights,
 )
 
@@ -27,20 +28,28 @@ def centre_masks(n: int) -> torch.Tensor:
     return torch.from_numpy(centre_square_mask(128, 64)).float()[None, None].repeat(n, 1, 1, 1)
 
 
-@pytest.fixture
-def prior(tmp_path: Path) -> NetworkPrior:
+@pytest.fixture(params=list(ARCHITECTURES))
+def prior(tmp_path: Path, request: pytest.FixtureRequest) -> NetworkPrior:
     torch.manual_seed(0)
     path = tmp_path / "net.pt"
-    save_weights(ContentNet(width=4), path)
+    save_weights(build(request.param, 4), path)
     return NetworkPrior.from_file(path, torch.device("cpu"))
 
 
-def test_content_net_shape_and_range() -> None:
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_networks_shape_and_range(arch: str) -> None:
     torch.manual_seed(0)
     with torch.no_grad():
-        out = ContentNet(width=4)(torch.rand(2, 3, 128, 128), centre_masks(2))
-    assert out.shape == (2, 3, 128, 128)
-    assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+        outs = build(arch, 4).stages(torch.rand(2, 3, 128, 128), centre_masks(2))
+    assert len(outs) == (2 if arch == "attention" else 1)
+    for out in outs:
+        assert out.shape == (2, 3, 128, 128)
+        assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+
+
+def test_unknown_architecture() -> None:
+    with pytest.raises(NPSError, match="unknown architecture 'gan'"):
+        build("gan", 8)
 
 
 def test_mean_fill() -> None:
@@ -85,13 +94,16 @@ def test_prior_rejects_wrong_size(prior: NetworkPrior) -> None:
         prior(torch.rand(1, 3, 64, 64), torch.zeros(1, 1, 64, 64))
 
 
-def test_weights_roundtrip_fp16(tmp_path: Path) -> None:
-    model = ContentNet(width=4)
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_weights_roundtrip_fp16(tmp_path: Path, arch: str) -> None:
+    model = build(arch, 4)
     path = tmp_path / "net.pt"
     save_weights(model, path)
     blob = torch.load(path, weights_only=True)
+    assert blob["config"]["arch"] == arch
     assert all(v.dtype == torch.float16 for v in blob["state_dict"].values())
     loaded = load_weights(path, torch.device("cpu"))
+    assert type(loaded) is type(model)
     for key, value in model.state_dict().items():
         assert torch.allclose(loaded.state_dict()[key], value.half().float())
 
@@ -103,8 +115,10 @@ def test_bad_weights_file(tmp_path: Path) -> None:
         NetworkPrior.from_file(path, torch.device("cpu"))
 
 
-def test_default_width_fits_20mb() -> None:
-    params = sum(p.numel() for p in ContentNet().parameters())
+def test_default_network_fits_20mb() -> None:
+    from neural_patch_synth.prior.train import DEFAULT_ARCH, DEFAULT_WIDTH
+
+    params = sum(p.numel() for p in build(DEFAULT_ARCH, DEFAULT_WIDTH).parameters())
     assert 2 * params < 20e6
 
 

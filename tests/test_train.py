@@ -17,14 +17,13 @@ from neural_patch_synth.cli import main
 from neural_patch_synth.errors import NPSError
 from neural_patch_synth.masks import (
     centre_square_mask,
+    edge_band_mask,
     random_block_mask,
-    random_stroke_mask,
     random_training_mask,
 )
 from neural_patch_synth.prior import train as train_mod
-from neural_patch_synth.prior.network import ContentNet, NetworkPrior
+from neural_patch_synth.prior.network import ARCHITECTURES, NetworkPrior, build
 from neural_patch_synth.prior.train import (
-    Discriminator,
     decode,
     deferred_interrupts,
     image_files,
@@ -51,7 +50,7 @@ def write_photos(folder: Path, count: int = 6, side: int = 140) -> Path:
 def train(data: Path, out: Path, **kw: object) -> Path:
     """A tiny, fast training run (validated on its own photos)."""
     options = {"val_data": data, "steps": 4, "batch_size": 2, "lr": 1e-3, "val_every": 2,
-               "device": "cpu", "quiet": True, "width": 4, **kw}
+               "device": "cpu", "quiet": True, "arch": "pconv", "width": 4, **kw}
     return train_content(data, out, **options)
 
 
@@ -62,10 +61,9 @@ def checkpoint_state(out: Path) -> dict:
 def assert_same_run(a: Path, b: Path) -> None:
     ca, cb = checkpoint_state(a), checkpoint_state(b)
     assert ca["step"] == cb["step"]
-    for part in ("model", "disc"):
-        for key, value in ca[part].items():
-            assert torch.equal(value, cb[part][key]), (part, key)
-    assert torch.equal(ca["opt_g"]["state"][0]["exp_avg"], cb["opt_g"]["state"][0]["exp_avg"])
+    for key, value in ca["model"].items():
+        assert torch.equal(value, cb["model"][key]), key
+    assert torch.equal(ca["opt"]["state"][0]["exp_avg"], cb["opt"]["state"][0]["exp_avg"])
 
 
 def test_training_masks() -> None:
@@ -73,16 +71,23 @@ def test_training_masks() -> None:
     assert centre_square_mask(128, 64)[32:96, 32:96].all()
     rng = np.random.default_rng(0)
     for _ in range(20):
-        area = random_stroke_mask(rng).mean()
-        assert 0.1 <= area <= 0.6
         assert random_block_mask(rng).any()
-        assert random_training_mask(rng).shape == (128, 128)
+        band = edge_band_mask(rng)
+        depth = band.any(axis=1).sum() if band[:, 64].all() else band.any(axis=0).sum()
+        assert 16 <= depth <= 128
+        assert band[[0, -1]].any() or band[:, [0, -1]].any()
+    masks = [random_training_mask(rng) for _ in range(200)]
+    assert all(m.shape == (128, 128) and m.any() for m in masks)
+    centre = centre_square_mask(128, 64)
+    assert 0.2 < np.mean([np.array_equal(m, centre) for m in masks]) < 0.4
+    touching = [m[[0, -1]].any() or m[:, [0, -1]].any() for m in masks]
+    assert np.mean(touching) > 0.2  # border holes for outpainting
     a = [random_training_mask(np.random.default_rng(3)) for _ in range(2)]
     assert np.array_equal(a[0], a[1])
 
 
 def test_sample_batch() -> None:
-    photos = np.random.default_rng(0).integers(0, 256, (5, 150, 150, 3), dtype=np.uint8)
+    photos = np.random.default_rng(0).integers(0, 256, (5, 128, 128, 3), dtype=np.uint8)
     images, masks = sample_batch(photos, 3, np.random.default_rng(0))
     assert images.shape == (3, 3, 128, 128) and masks.shape == (3, 1, 128, 128)
     assert 0 <= float(images.min()) and float(images.max()) <= 1
@@ -95,15 +100,15 @@ def test_learning_rate_schedule() -> None:
     assert learning_rate(1.0, 100, 100) == pytest.approx(0.1)
 
 
-def test_steps_lower_the_loss(tmp_path: Path) -> None:
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_steps_lower_the_loss(tmp_path: Path, arch: str) -> None:
     torch.manual_seed(0)
-    photos = np.stack([np.asarray(Image.open(p)) for p in
+    photos = np.stack([np.asarray(Image.open(p))[:128, :128] for p in
                        sorted(write_photos(tmp_path / "photos").iterdir())])
     images, masks = sample_batch(photos, 4, np.random.default_rng(0))
-    model, disc = ContentNet(width=8), Discriminator(width=4)
-    opt_g = torch.optim.Adam(model.parameters(), lr=2e-3)
-    opt_d = torch.optim.Adam(disc.parameters(), lr=2e-3)
-    losses = [train_step(model, disc, opt_g, opt_d, images, masks).rec for _ in range(30)]
+    model = build(arch, 8)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    losses = [train_step(model, opt, images, masks) for _ in range(30)]
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
 
 
@@ -135,16 +140,17 @@ def test_training_reads_photos_like_inpainting(tmp_path: Path) -> None:
     Image.fromarray(px).save(tmp_path / "scan.tif")
     assert [p.name for p in image_files(tmp_path)] == ["scan.tif", "turned.jpg"]
     turned = decode(tmp_path / "turned.jpg")
-    assert turned.shape == (150, 150, 3)
+    assert turned.shape == (128, 128, 3)
     assert turned[:60, :, 0].mean() > 200 and turned[-60:, :, 2].mean() > 200
 
 
 def test_cli_unpacks_options(tmp_path: Path) -> None:
     photos = write_photos(tmp_path / "photos", count=2)
     assert main(["train-content", "--data", str(photos), "--out", str(tmp_path / "run"),
-                 "--steps", "1", "--batch-size", "1", "--width", "4", "--device", "cpu",
-                 "-q"]) == 0
-    assert checkpoint_state(tmp_path / "run")["width"] == 4
+                 "--steps", "1", "--batch-size", "1", "--arch", "attention", "--width", "4",
+                 "--device", "cpu", "-q"]) == 0
+    state = checkpoint_state(tmp_path / "run")
+    assert (state["arch"], state["width"]) == ("attention", 4)
 
 
 def test_run_exports_weights_and_log(tmp_path: Path) -> None:
@@ -152,7 +158,7 @@ def test_run_exports_weights_and_log(tmp_path: Path) -> None:
     weights = train(photos, tmp_path / "run")
     assert weights == tmp_path / "run" / "content_net.pt"
     prior = NetworkPrior.from_file(weights, torch.device("cpu"))
-    assert prior.model.width == 4
+    assert prior.model.width == 4 and type(prior.model).__name__ == "PConvUNet"
     log = (tmp_path / "run" / "log.jsonl").read_text()
     records = [json.loads(line) for line in log.splitlines()]
     assert [r["step"] for r in records if "val_hole_psnr" in r] == [2, 4]
@@ -177,7 +183,7 @@ def test_interrupt_checkpoints_and_resumes(tmp_path: Path,
     train(photos, tmp_path / "whole", steps=4, val_every=3)
     calls = []
 
-    def interrupting_step(*args: object) -> train_mod.Losses:
+    def interrupting_step(*args: object) -> float:
         losses = train_step(*args)  # type: ignore[arg-type]
         calls.append(1)
         if len(calls) == 2:

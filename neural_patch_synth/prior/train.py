@@ -1,14 +1,14 @@
 """Training of the content network (``nps train-content``): resumable, deterministic.
 
-Random 128² crops and flips of the training photos, holes mixed from centre squares, random
-blocks and irregular strokes; loss ``0.999 × reconstruction + 0.001 × adversarial`` (Context
-Encoders), reconstruction = L1 in the hole + a little L1 outside; Adam for the network and a small
-discriminator, learning rate decayed linearly over the last 30 % of the steps. Photos are decoded
-once into a uint8 ``.npy`` cache in the run folder. A checkpoint (both models, both optimisers,
-step, every RNG state) is written every ``--val-every`` steps, at the end, on ``--max-minutes``
-expiry and on Ctrl-C / SIGTERM (after the current step); rerunning the same command continues
-exactly where it stopped. ``OUT/content_net.pt`` (fp16 weights) is exported whenever training
-stops.
+Random 128² crops and flips of the training photos, holes mixed by
+:func:`~neural_patch_synth.masks.random_training_mask` (centre squares, random blocks, irregular
+strokes of every area category, holes touching the border); loss = L1 in the hole + a little L1
+outside, summed over the network's stages; Adam, learning rate decayed linearly over the last
+30 % of the steps. Photos are decoded once into a uint8 ``.npy`` cache in the run folder. A
+checkpoint (model, optimiser, step, every RNG state) is written every ``--val-every`` steps, at
+the end, on ``--max-minutes`` expiry and on Ctrl-C / SIGTERM (after the current step); rerunning
+the same command continues exactly where it stopped. ``OUT/content_net.pt`` (fp16 weights) is
+exported whenever training stops.
 """
 
 from __future__ import annotations
@@ -21,48 +21,28 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
-from torch import nn
 from tqdm import tqdm
 
 from ..api import resolve_device
 from ..errors import NPSError
 from ..io import IMAGE_EXTENSIONS, load_image, to_8bit
 from ..masks import centre_square_mask, random_training_mask
-from .network import SIZE, ContentNet, save_weights
+from .layers import SIZE, Predictor
+from .network import architecture, build, save_weights
 
-CACHE_SIDE = 150
-"""Photos are cached at this square side (shorter side resized to it, then centre-cropped)."""
 VAL_IMAGES = 200
 """Size of the fixed validation subset."""
 OUTSIDE_WEIGHT = 0.1
 """Weight of the L1 term on known pixels, relative to the hole term."""
-ADV_WEIGHT = 0.001
-"""Weight of the adversarial term (reconstruction gets ``1 - ADV_WEIGHT``)."""
+DEFAULT_ARCH, DEFAULT_WIDTH, DEFAULT_STEPS = "pconv", 24, 16500
+"""Architecture, width and steps of the shipped model."""
 DECAY_START = 0.7
 """Fraction of ``--steps`` after which the learning rate falls linearly to 10 % at the end."""
-
-
-class Discriminator(nn.Module):
-    """Small convolutional critic: ``(B, 3, 128, 128)`` in ``[0, 1]`` → ``(B,)`` logits."""
-
-    def __init__(self, width: int = 16) -> None:
-        super().__init__()
-        w = width
-        layers: list[nn.Module] = []
-        for cin, cout in ((3, w), (w, 2 * w), (2 * w, 4 * w), (4 * w, 4 * w)):
-            layers += [nn.Conv2d(cin, cout, 4, 2, 1), nn.LeakyReLU(0.2)]
-        layers.append(nn.Conv2d(4 * w, 1, SIZE // 16))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.net(image * 2.0 - 1.0).flatten()
 
 
 def image_files(folder: str | Path) -> list[Path]:
@@ -77,11 +57,12 @@ def image_files(folder: str | Path) -> list[Path]:
     return files
 
 
-def decode(path: Path, side: int = CACHE_SIDE) -> np.ndarray:
+def decode(path: Path, side: int | None = SIZE) -> np.ndarray:
     """``(side, side, 3)`` uint8 RGB: the photo as :func:`~neural_patch_synth.io.load_image`
     reads it (size checked, orientation applied, 16 bits rounded to 8), shorter side resized
-    to ``side``, centre-cropped."""
+    to ``side`` (None: kept, but at least 128), centre-cropped."""
     im = Image.fromarray(to_8bit(load_image(path).pixels))
+    side = side or max(SIZE, min(im.size))
     scale = side / min(im.size)
     if scale != 1.0:
         size = (max(side, round(im.width * scale)), max(side, round(im.height * scale)))
@@ -91,7 +72,7 @@ def decode(path: Path, side: int = CACHE_SIDE) -> np.ndarray:
 
 
 def photo_cache(files: list[Path], cache_dir: Path, quiet: bool) -> np.ndarray:
-    """``(N, 150, 150, 3)`` uint8 array of ``files``, memory-mapped from a ``.npy`` cache.
+    """``(N, 128, 128, 3)`` uint8 array of ``files``, memory-mapped from a ``.npy`` cache.
 
     The cache is keyed by the file list (paths, sizes, mtimes) and built on first use.
     """
@@ -102,8 +83,7 @@ def photo_cache(files: list[Path], cache_dir: Path, quiet: bool) -> np.ndarray:
     path = cache_dir / f"photos-{key.hexdigest()[:12]}.npy"
     if not path.exists():
         data = np.lib.format.open_memmap(path.with_suffix(".tmp.npy"), mode="w+",
-                                         dtype=np.uint8, shape=(len(files), CACHE_SIDE,
-                                                                CACHE_SIDE, 3))
+                                         dtype=np.uint8, shape=(len(files), SIZE, SIZE, 3))
         for i, f in enumerate(tqdm(files, desc="decoding photos", disable=quiet)):
             data[i] = decode(f)
         data.flush()
@@ -134,12 +114,16 @@ def sample_batch(photos: np.ndarray, batch: int,
 
 
 def validation_set(folder: str | Path, n: int = VAL_IMAGES) -> torch.Tensor:
-    """Fixed subset of ``n`` photos evenly spread over the sorted folder, centre 128² crops:
-    ``(n, 3, 128, 128)`` in ``[0, 1]``."""
+    """Fixed subset of ``n`` photos evenly spread over the sorted folder, centre 128² crops at
+    the photos' own scale: ``(n, 3, 128, 128)`` in ``[0, 1]``."""
     files = image_files(folder)
     picks = [files[i * len(files) // min(n, len(files))] for i in range(min(n, len(files)))]
-    start = (CACHE_SIDE - SIZE) // 2
-    return to_tensor(np.stack([decode(f)[start:start + SIZE, start:start + SIZE] for f in picks]))
+    crops = []
+    for f in picks:
+        photo = decode(f, None)
+        start = (len(photo) - SIZE) // 2
+        crops.append(photo[start:start + SIZE, start:start + SIZE])
+    return to_tensor(np.stack(crops))
 
 
 def hole_psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -151,7 +135,7 @@ def hole_psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> t
 
 
 @torch.no_grad()
-def validate(model: ContentNet, images: torch.Tensor, device: torch.device,
+def validate(model: Predictor, images: torch.Tensor, device: torch.device,
              chunk: int = 50) -> float:
     """Mean hole PSNR of ``model`` on ``images`` (``(N, 3, 128, 128)``) with a 64² centre hole."""
     was_training = model.training
@@ -167,41 +151,22 @@ def validate(model: ContentNet, images: torch.Tensor, device: torch.device,
     return float(torch.cat(scores).mean())
 
 
-@dataclass
-class Losses:
-    """Scalar losses of one step."""
-
-    rec: float
-    adv: float
-    disc: float
-
-
-def train_step(model: ContentNet, disc: Discriminator, opt_g: torch.optim.Optimizer,
-               opt_d: torch.optim.Optimizer, image: torch.Tensor,
-               mask: torch.Tensor) -> Losses:
-    """One Adam step of network and discriminator on ``image`` ``(B, 3, 128, 128)`` in
-    ``[0, 1]`` with holes ``mask`` ``(B, 1, 128, 128)`` (1 = hole)."""
-    out = model(image, mask)
-    comp = out * mask + image * (1.0 - mask)
-    diff = (out - image).abs()
-    hole = (diff * mask).sum() / (3.0 * mask.sum()).clamp_min(1.0)
-    outside = (diff * (1 - mask)).sum() / (3.0 * (1 - mask).sum()).clamp_min(1.0)
-    rec = hole + OUTSIDE_WEIGHT * outside
-    disc.requires_grad_(False)
-    fake = disc(comp)
-    adv = F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
-    opt_g.zero_grad(set_to_none=True)
-    ((1.0 - ADV_WEIGHT) * rec + ADV_WEIGHT * adv).backward()
-    opt_g.step()
-
-    disc.requires_grad_(True)
-    real, fake = disc(image), disc(comp.detach())
-    d_loss = 0.5 * (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
-                    + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
-    opt_d.zero_grad(set_to_none=True)
-    d_loss.backward()
-    opt_d.step()
-    return Losses(rec.item(), adv.item(), d_loss.item())
+def train_step(model: Predictor, opt: torch.optim.Optimizer, image: torch.Tensor,
+               mask: torch.Tensor) -> float:
+    """One Adam step on ``image`` ``(B, 3, 128, 128)`` in ``[0, 1]`` with holes ``mask``
+    ``(B, 1, 128, 128)`` (1 = hole); returns the loss: per stage, the mean L1 in the hole plus
+    ``OUTSIDE_WEIGHT`` × the mean L1 on known pixels, summed over stages."""
+    holes = (3.0 * mask.sum()).clamp_min(1.0)
+    knowns = (3.0 * (1 - mask).sum()).clamp_min(1.0)
+    loss = image.new_zeros(())
+    for out in model.stages(image, mask):
+        diff = (out - image).abs()
+        outside = (diff * (1 - mask)).sum() / knowns
+        loss = loss + (diff * mask).sum() / holes + OUTSIDE_WEIGHT * outside
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.item()
 
 
 def learning_rate(base: float, step: int, steps: int) -> float:
@@ -255,59 +220,58 @@ def deferred_interrupts() -> Iterator[list[int]]:
 
 
 def train_content(data: str | os.PathLike, out: str | os.PathLike, *,
-                  val_data: str | os.PathLike | None = None, steps: int = 8000,
-                  batch_size: int = 16, lr: float = 5e-4, val_every: int = 250,
-                  max_minutes: float | None = None, device: str = "auto", seed: int = 0,
-                  width: int = 24, quiet: bool = False) -> Path:
-    """Train (or resume) the content network on the photos in ``data``; returns the exported
+                  val_data: str | os.PathLike | None = None, arch: str = DEFAULT_ARCH,
+                  width: int = DEFAULT_WIDTH, steps: int = DEFAULT_STEPS, batch_size: int = 16,
+                  lr: float = 5e-4, val_every: int = 250, max_minutes: float | None = None,
+                  device: str = "auto", seed: int = 0, quiet: bool = False) -> Path:
+    """Train (or resume) a content network on the photos in ``data``; returns the exported
     weights (``out/content_net.pt``).
 
     ``out`` is the run folder (checkpoint, log, photo cache); ``val_data`` a folder of
-    validation photos; ``steps`` the total optimisation steps; ``val_every`` the steps between
-    validations and checkpoints; ``max_minutes`` stops early with a checkpoint (rerun to
-    resume); ``width`` the channels of the first network level. The defaults reproduce the
+    validation photos; ``arch`` one of :data:`~.network.ARCHITECTURES` and ``width`` its size;
+    ``steps`` the total optimisation steps; ``val_every`` the steps between validations and
+    checkpoints; ``max_minutes`` stops early with a checkpoint (rerun to resume). A resumed
+    run keeps the architecture and width of its checkpoint. The defaults reproduce the
     shipped model.
     """
     if steps < 1 or batch_size < 1 or val_every < 1 or width < 1 or not lr > 0:
         raise NPSError("steps, batch size, validation interval, width and learning rate must "
                        "be positive")
     dev = resolve_device(device)
+    architecture(arch)  # fails fast on an unknown name
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = image_files(data)
     val_images = validation_set(val_data) if val_data else None
     photos = photo_cache(files, out, quiet)
-    if min(photos.shape[1:3]) < SIZE:
-        raise NPSError(f"training photos must be at least {SIZE} px")
 
     ckpt_path, log_path = out / "checkpoint.pt", out / "log.jsonl"
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     data_rng = np.random.default_rng(seed)
-    model, disc = ContentNet(width).to(dev), Discriminator().to(dev)
-    opt_g = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(disc.parameters(), lr=lr, betas=(0.5, 0.999))
-    step, elapsed = 0, 0.0
+    step, elapsed, ckpt = 0, 0.0, None
     if ckpt_path.exists():
         try:
             ckpt = torch.load(ckpt_path, map_location=dev, weights_only=False)
-            model = ContentNet(ckpt["width"]).to(dev)
-            opt_g = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.5, 0.999))
-            model.load_state_dict(ckpt["model"])
-            disc.load_state_dict(ckpt["disc"])
-            opt_g.load_state_dict(ckpt["opt_g"])
-            opt_d.load_state_dict(ckpt["opt_d"])
+            arch, width = ckpt["arch"], ckpt["width"]
         except (OSError, RuntimeError, KeyError) as err:
+            raise NPSError(f"unreadable checkpoint {ckpt_path}: {err}") from err
+    model = build(arch, width).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    if ckpt is not None:
+        try:
+            model.load_state_dict(ckpt["model"])
+            opt.load_state_dict(ckpt["opt"])
+        except (RuntimeError, KeyError, ValueError) as err:
             raise NPSError(f"unreadable checkpoint {ckpt_path}: {err}") from err
         step, elapsed = ckpt["step"], ckpt["elapsed"]
         set_rng_states(ckpt["rng"], data_rng)
     model.train()
 
     def checkpoint() -> None:
-        save_atomic({"step": step, "elapsed": elapsed, "width": model.width,
-                     "model": model.state_dict(), "disc": disc.state_dict(),
-                     "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+        save_atomic({"step": step, "elapsed": elapsed, "arch": arch, "width": width,
+                     "model": model.state_dict(), "opt": opt.state_dict(),
                      "rng": rng_states(data_rng)}, ckpt_path)
 
     def log(record: dict) -> None:
@@ -316,28 +280,22 @@ def train_content(data: str | os.PathLike, out: str | os.PathLike, *,
 
     start = time.monotonic()
     deadline = start + max_minutes * 60 if max_minutes is not None else None
-    bar = tqdm(total=steps, initial=step, disable=quiet, desc="train-content")
-    sums = np.zeros(3)
-    count = 0
+    bar = tqdm(total=steps, initial=step, disable=quiet, desc=f"train-content {arch}")
+    losses: list[float] = []
     reason = "done"
     with deferred_interrupts() as received:
         while step < steps:
             t0 = time.monotonic()
-            for opt in (opt_g, opt_d):
-                for group in opt.param_groups:
-                    group["lr"] = learning_rate(lr, step, steps)
-            losses = train_step(model, disc, opt_g, opt_d, *(
-                t.to(dev) for t in sample_batch(photos, batch_size, data_rng)))
+            for group in opt.param_groups:
+                group["lr"] = learning_rate(lr, step, steps)
+            losses.append(train_step(model, opt, *(
+                t.to(dev) for t in sample_batch(photos, batch_size, data_rng))))
             elapsed += time.monotonic() - t0
             step += 1
-            sums += (losses.rec, losses.adv, losses.disc)
-            count += 1
             bar.update(1)
-            bar.set_postfix(rec=f"{losses.rec:.4f}", adv=f"{losses.adv:.3f}",
-                            d=f"{losses.disc:.3f}")
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
             if step % val_every == 0 or step == steps:
-                rec, adv, d = (sums / count).tolist()
-                record = {"step": step, "rec": rec, "adv": adv, "disc": d,
+                record = {"step": step, "loss": float(np.mean(losses)),
                           "train_seconds": round(elapsed, 1),
                           "threads": torch.get_num_threads(), "time": time.time()}
                 if val_images is not None:
@@ -345,8 +303,7 @@ def train_content(data: str | os.PathLike, out: str | os.PathLike, *,
                 log(record)
                 if not quiet:
                     bar.write(json.dumps(record))
-                sums[:] = 0
-                count = 0
+                losses.clear()
                 checkpoint()
             if received:
                 reason = "interrupted"
