@@ -334,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder: checkpoints, log, weights")
     p.add_argument("--val-data", help="folder of validation photos")
     p.add_argument("--steps", type=int,
-                   help="total optimisation steps (default: the shipped model's 16500)")
+                   help="total optimisation steps (default: the shipped model's 15000)")
     p.add_argument("--batch-size", type=int, help="photos per step (default 16)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default 5e-4)")
     p.add_argument("--val-every", type=int, help="validate every N steps (default 250)")

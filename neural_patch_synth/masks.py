@@ -292,6 +292,9 @@ def random_mask(size: int, category: int, rng: np.random.Generator, *,
     return np.asarray(canvas) > 0
 
 
+# --- the training mix -----------------------------------------------------------------------
+
+
 def edge_band_mask(rng: np.random.Generator, size: int = 128) -> np.ndarray:
     """``(size, size)`` bool mask of bands along one or two random image edges (the holes of
     outpainting), each ``size / 8``…``size / 2`` deep."""

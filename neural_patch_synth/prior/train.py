@@ -1,14 +1,14 @@
 """Training of the content network (``nps train-content``): resumable, deterministic.
 
-Random 128² crops and flips of the training photos, holes mixed by
-:func:`~neural_patch_synth.masks.random_training_mask` (centre squares, random blocks, irregular
-strokes of every area category, holes touching the border); loss = L1 in the hole + a little L1
-outside, summed over the network's stages; Adam, learning rate decayed linearly over the last
-30 % of the steps. Photos are decoded once into a uint8 ``.npy`` cache in the run folder. A
-checkpoint (model, optimiser, step, every RNG state) is written every ``--val-every`` steps, at
-the end, on ``--max-minutes`` expiry and on Ctrl-C / SIGTERM (after the current step); rerunning
-the same command continues exactly where it stopped. ``OUT/content_net.pt`` (fp16 weights) is
-exported whenever training stops.
+Random flips of the training photos (cached at 128²: shorter side resized, centre-cropped),
+holes mixed by :func:`~neural_patch_synth.masks.random_training_mask` (centre squares, random
+blocks, irregular strokes of every area category, holes touching the border); loss = L1 in the
+hole + a little L1 outside, summed over the network's stages; Adam, learning rate decayed
+linearly over the last 30 % of the steps. Photos are decoded once into a uint8 ``.npy`` cache
+in the run folder. A checkpoint (model, optimiser, step, every RNG state) is written every
+``--val-every`` steps, at the end, on ``--max-minutes`` expiry and on Ctrl-C / SIGTERM (after
+the current step); rerunning the same command continues exactly where it stopped.
+``OUT/content_net.pt`` (fp16 weights) is exported whenever training stops.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ VAL_IMAGES = 200
 """Size of the fixed validation subset."""
 OUTSIDE_WEIGHT = 0.1
 """Weight of the L1 term on known pixels, relative to the hole term."""
-DEFAULT_ARCH, DEFAULT_WIDTH, DEFAULT_STEPS = "pconv", 24, 16500
+DEFAULT_ARCH, DEFAULT_WIDTH, DEFAULT_STEPS = "pconv", 24, 15000
 """Architecture, width and steps of the shipped model."""
 DECAY_START = 0.7
 """Fraction of ``--steps`` after which the learning rate falls linearly to 10 % at the end."""
