@@ -143,3 +143,12 @@ def test_shipped_weights_beat_mean_fill(monkeypatch: pytest.MonkeyPatch) -> None
     network = hole_psnr(prior(images, masks), images, masks).mean()
     baseline = hole_psnr(mean_fill(images, masks), images, masks).mean()
     assert network > baseline + 0.5
+
+
+def test_v1_files_without_arch_still_load(tmp_path: Path) -> None:
+    """Weights written before the architecture was recorded are v1 networks."""
+    model = build("v1", 4)
+    path = tmp_path / "old.pt"
+    state = {k: v.half() for k, v in model.state_dict().items()}
+    torch.save({"config": {"width": 4, "size": 128}, "state_dict": state}, path)
+    assert type(load_weights(path, torch.device("cpu"))) is type(model)
