@@ -197,17 +197,17 @@ def main(argv: list[str] | None = None) -> int:
                   "smooth prior": smooth_fill}
         record["weights"] = {label: str(path) for label, path in weights.items()}
         centre = torch.from_numpy(centre_square_mask(SIZE, SIZE // 2)).float()[None, None]
+        hole_sets = {f"irregular {label}": irregular_masks(root / "masks" / "irregular", cat,
+                                                           args.per_category)
+                     for cat, label in enumerate(CATEGORIES)}
+        hole_sets[f"border strokes {CATEGORIES[BORDER_CATEGORY]}"] = border_masks(
+            args.per_category)
         for name in SETS:
             images = validation_set(root / name, args.n)
             rows = {"64² centre hole": score(fills, images,
                                              centre.expand(len(images), -1, -1, -1), True)}
-            for cat, label in enumerate(CATEGORIES):
-                masks = irregular_masks(root / "masks" / "irregular", cat, args.per_category)
-                rows[f"irregular {label}"] = score(fills, images[torch.arange(len(masks))
-                                                                 % len(images)], masks)
-            masks = border_masks(args.per_category)
-            rows[f"border strokes {CATEGORIES[BORDER_CATEGORY]}"] = score(
-                fills, images[torch.arange(len(masks)) % len(images)], masks)
+            for label, masks in hole_sets.items():  # the first images, cycled, one per mask
+                rows[label] = score(fills, images[torch.arange(len(masks)) % len(images)], masks)
             record["sets"][name] = rows
             if args.sheet and name == SETS[0]:
                 picks = images[:SHEET_IMAGES]
