@@ -211,8 +211,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_train_content(args: argparse.Namespace) -> int:
     from .prior.train import train_content
 
-    names = ("val_data", "arch", "width", "steps", "batch_size", "lr", "val_every",
-             "max_minutes", "device", "seed")
+    names = ("val_data", "arch", "width", "steps", "batch_size", "lr", "loss", "init",
+             "val_every", "max_minutes", "device", "seed")
     given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     train_content(args.data, args.out, quiet=args.quiet, **given)
     return 0
@@ -337,6 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="total optimisation steps (default: the shipped model's 15000)")
     p.add_argument("--batch-size", type=int, help="photos per step (default 16)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default 5e-4)")
+    p.add_argument("--loss", choices=("l1", "log-mse"),
+                   help="hole term: l1 (default) or log-mse (per-image log of the hole's mean "
+                        "squared error, i.e. minus its PSNR)")
+    p.add_argument("--init", help="start from this weights file (fine-tuning; fresh optimiser)")
     p.add_argument("--val-every", type=int, help="validate every N steps (default 250)")
     p.add_argument("--max-minutes", type=float,
                    help="stop (with a checkpoint) after this many minutes; rerun to resume")

@@ -89,6 +89,18 @@ def test_single_equals_batched(prior: NetworkPrior) -> None:
     assert torch.allclose(batched, single, atol=1e-5)
 
 
+def test_prior_averages_the_mirror_image(prior: NetworkPrior) -> None:
+    """The fill of a mirrored photo is the mirrored fill, and it is the mean of the network's
+    fills of the photo and of its mirror."""
+    image, mask = torch.rand(1, 3, 128, 128), centre_masks(1)
+    mask[..., 30:50, 10:40] = 1  # not symmetric
+    out = prior(image, mask)
+    assert torch.allclose(prior(image.flip(-1), mask.flip(-1)).flip(-1), out, atol=1e-6)
+    with torch.no_grad():
+        pair = prior.model(image, mask) + prior.model(image.flip(-1), mask.flip(-1)).flip(-1)
+    assert torch.allclose(out * mask, pair / 2 * mask, atol=1e-6)
+
+
 def test_prior_rejects_wrong_size(prior: NetworkPrior) -> None:
     with pytest.raises(NPSError):
         prior(torch.rand(1, 3, 64, 64), torch.zeros(1, 1, 64, 64))

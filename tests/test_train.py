@@ -24,6 +24,7 @@ from neural_patch_synth.masks import (
 from neural_patch_synth.prior import train as train_mod
 from neural_patch_synth.prior.network import ARCHITECTURES, NetworkPrior, build
 from neural_patch_synth.prior.train import (
+    OUTSIDE_WEIGHT,
     decode,
     deferred_interrupts,
     image_files,
@@ -112,6 +113,40 @@ def test_steps_lower_the_loss(tmp_path: Path, arch: str) -> None:
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
 
 
+def test_log_mse_loss_is_the_mean_negative_hole_psnr() -> None:
+    """``log-mse``: per image ln(hole MSE + 1e-3), averaged, so a thin hole counts as much
+    as a large one; plus the known-pixel L1 term."""
+    torch.manual_seed(0)
+    images = torch.rand(2, 3, 128, 128)
+    masks = torch.zeros(2, 1, 128, 128)
+    masks[0, :, 32:96, 32:96] = 1  # large hole
+    masks[1, :, 60:62, :] = 1  # thin hole
+    model = build("pconv", 4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    with torch.no_grad():
+        diff = model(images, masks) - images
+    mse = (diff ** 2 * masks).sum(dim=(1, 2, 3)) / (3 * masks.sum(dim=(1, 2, 3)))
+    outside = (diff.abs() * (1 - masks)).sum() / (3 * (1 - masks).sum())
+    expected = torch.log(mse + 1e-3).mean() + OUTSIDE_WEIGHT * outside
+    assert train_step(model, opt, images, masks, "log-mse") == pytest.approx(float(expected),
+                                                                             rel=1e-5)
+    l1 = (diff.abs() * masks).sum() / (3 * masks.sum()) + OUTSIDE_WEIGHT * outside
+    assert train_step(model, opt, images, masks, "l1") == pytest.approx(float(l1), rel=1e-5)
+
+
+def test_init_starts_from_weights(tmp_path: Path) -> None:
+    photos = write_photos(tmp_path / "photos")
+    first = train(photos, tmp_path / "first")
+    again = train(photos, tmp_path / "again", init=first, arch="v1", width=8, lr=1e-12,
+                  steps=1, loss="log-mse")
+    state = checkpoint_state(tmp_path / "again")
+    assert (state["arch"], state["width"], state["loss"]) == ("pconv", 4, "log-mse")
+    a, b = (torch.load(p, weights_only=True)["state_dict"] for p in (first, again))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # 1e-12 × one step vanishes in fp16
+    with pytest.raises(NPSError, match="not a content-network weights file"):
+        train(photos, tmp_path / "bad", init=photos / "00.png")
+
+
 def test_bad_input(tmp_path: Path) -> None:
     with pytest.raises(NPSError, match="not found"):
         train(tmp_path / "missing", tmp_path / "out")
@@ -123,6 +158,8 @@ def test_bad_input(tmp_path: Path) -> None:
         train(photos, tmp_path / "out", val_data=str(tmp_path / "nope"))
     with pytest.raises(NPSError):
         train(photos, tmp_path / "out", steps=0)
+    with pytest.raises(NPSError, match="unknown loss 'l2'"):
+        train(photos, tmp_path / "out", loss="l2")
     with pytest.raises(NPSError, match="unknown device 'gpu'"):
         train(photos, tmp_path / "out", device="gpu")
     with pytest.raises(NPSError, match="unknown device"):
@@ -148,9 +185,9 @@ def test_cli_unpacks_options(tmp_path: Path) -> None:
     photos = write_photos(tmp_path / "photos", count=2)
     assert main(["train-content", "--data", str(photos), "--out", str(tmp_path / "run"),
                  "--steps", "1", "--batch-size", "1", "--arch", "attention", "--width", "4",
-                 "--device", "cpu", "-q"]) == 0
+                 "--loss", "log-mse", "--device", "cpu", "-q"]) == 0
     state = checkpoint_state(tmp_path / "run")
-    assert (state["arch"], state["width"]) == ("attention", 4)
+    assert (state["arch"], state["width"], state["loss"]) == ("attention", 4, "log-mse")
 
 
 def test_run_exports_weights_and_log(tmp_path: Path) -> None:

@@ -1,11 +1,16 @@
 """Patch voting: geometry, search, votes, best-patch copies, carried fields, seam gradients."""
 
+import math
+
+import pytest
 import torch
 
 from neural_patch_synth.poisson import forward_differences
 from neural_patch_synth.voting import (
     Match,
     Voter,
+    guide_trust,
+    layout_guide,
     source_gradients,
     texture_features,
     upsample_sources,
@@ -81,9 +86,53 @@ def test_locality_prefers_the_nearer_of_two_equal_sources():
     w = hole.shape[1]
     moved = (match.source % w - near.targets % w).abs() + (match.source // w
                                                              - near.targets // w).abs()
-    exact = match.distance - near.far(near.targets, match.source) < 1e-6
+    exact = match.distance - near.penalty(near.targets, match.source) < 1e-6
     assert exact.float().mean() > 0.9
     assert moved[exact].float().mean() <= 3 * PERIOD  # a few periods away, not far off
+
+
+def test_guide_keeps_copies_where_its_colour_agrees():
+    """A layout guide that splits the image in two halves: with it, hole patches copy from
+    their own half; without it, from either."""
+    img, hole, _ = setup()
+    h, w = hole.shape
+    guide = torch.zeros(3, h, w)
+    guide[:, :, w // 2:] = 1.0
+    halves = guide[0].reshape(-1)
+    same = []
+    for weight in (0.0, 100.0):
+        gen = torch.Generator().manual_seed(0)
+        voter = Voter(hole, 7, torch.ones(3), 3, gen, dims=147, guide=guide.reshape(3, -1),
+                      guide_weight=torch.full((h * w,), weight))
+        match = voter.search(img, 6)
+        exact = match.distance - voter.penalty(voter.targets, match.source) < 1e-6
+        assert exact.float().mean() > 0.9
+        same.append(float((halves[match.source] == halves[voter.targets]).float().mean()))
+    assert same[1] > 0.98 and same[0] < 0.9
+
+
+def test_layout_guide_keeps_the_layout_not_the_fine_texture():
+    """A 256×512 window, dark left half and bright right half, with stripes 16 px apart: the
+    guide is 64×128, keeps the halves' colours and drops the stripes."""
+    image = torch.full((1, 3, 256, 512), 0.2)
+    image[..., 256:] = 0.8
+    image[..., ::16, :] += 0.15
+    guide = layout_guide(image, 2.0)
+    assert guide.shape == (1, 3, 64, 128)
+    left, right = guide[..., 8:56, 8:56], guide[..., 8:56, 72:120]
+    assert float(left.std()) < 0.005 and float(right.std()) < 0.005
+    assert abs(float(left.mean()) - 0.2 - 0.15 / 16) < 0.005
+    assert abs(float(right.mean()) - 0.8 - 0.15 / 16) < 0.005
+
+
+def test_guide_trust_falls_with_depth_in_the_hole():
+    hole = torch.zeros(40, 100, dtype=torch.bool)
+    hole[10:30, 20:80] = True
+    trust = guide_trust(hole, 0.05).reshape(40, 100)
+    assert bool((trust[~hole] == 1).all())
+    assert float(trust[10, 50]) == pytest.approx(math.exp(-1 / 5))  # depth 1, reach 5 px
+    assert float(trust[19, 50]) == pytest.approx(math.exp(-10 / 5))  # depth 10
+    assert bool((trust[hole] < 1).all())
 
 
 def test_upsample_sources_carries_a_coherent_field():

@@ -62,7 +62,11 @@ def load_weights(path: Path, device: torch.device) -> Predictor:
 
 
 class NetworkPrior:
-    """:class:`Predictor` as a prior: predicts the hole at 128², keeps the known pixels."""
+    """:class:`Predictor` as a prior: predicts the hole at 128², keeps the known pixels.
+
+    The prediction is the mean of the network's fills of the input and of its mirror image
+    (mirrored back): the networks are trained on mirrored photos too, and the mean of the two
+    is closer to the truth (+0.15 dB hole PSNR on thin holes, measured in the model card)."""
 
     size: int | None = SIZE
 
@@ -87,6 +91,6 @@ class NetworkPrior:
                            f"got {tuple(image.shape[-2:])}")
         x = image.to(self.device, torch.float32)
         m = (mask.to(self.device, torch.float32) > 0.5).float()
-        out = self.model(x, m)
+        out = (self.model(x, m) + self.model(x.flip(-1), m.flip(-1)).flip(-1)) / 2.0
         out = out * m + x * (1.0 - m)
         return out.to(image.device, image.dtype)

@@ -2,8 +2,10 @@
 
 Random flips of the training photos (cached at 128²: shorter side resized, centre-cropped),
 holes mixed by :func:`~neural_patch_synth.masks.random_training_mask` (centre squares, random
-blocks, irregular strokes of every area category, holes touching the border); loss = L1 in the
-hole + a little L1 outside, summed over the network's stages; Adam, learning rate decayed
+blocks, irregular strokes of every area category, holes touching the border); loss = a hole
+term (L1, or the per-image log of the hole MSE: :data:`LOSSES`) + a little L1 outside, summed
+over the network's stages; ``--init`` starts from trained weights (fine-tuning); Adam, learning
+rate decayed
 linearly over the last 30 % of the steps. Photos are decoded once into a uint8 ``.npy`` cache
 in the run folder. A checkpoint (model, optimiser, step, every RNG state) is written every
 ``--val-every`` steps, at the end, on ``--max-minutes`` expiry and on Ctrl-C / SIGTERM (after
@@ -33,7 +35,7 @@ from ..errors import NPSError
 from ..io import IMAGE_EXTENSIONS, load_image, to_8bit
 from ..masks import centre_square_mask, random_training_mask
 from .layers import SIZE, Predictor
-from .network import architecture, build, save_weights
+from .network import arch_name, architecture, build, load_weights, save_weights
 
 VAL_IMAGES = 200
 """Size of the fixed validation subset."""
@@ -151,18 +153,31 @@ def validate(model: Predictor, images: torch.Tensor, device: torch.device,
     return float(torch.cat(scores).mean())
 
 
+LOSSES = ("l1", "log-mse")
+"""Hole terms of :func:`train_step`: ``l1``, the mean absolute error over the batch's hole
+pixels; ``log-mse``, the mean over images of ``ln(hole MSE + 1e-3)``, i.e. −hole PSNR up to
+scale and offset, so each image counts alike whatever its hole's size."""
+
+
 def train_step(model: Predictor, opt: torch.optim.Optimizer, image: torch.Tensor,
-               mask: torch.Tensor) -> float:
+               mask: torch.Tensor, loss_kind: str = "l1") -> float:
     """One Adam step on ``image`` ``(B, 3, 128, 128)`` in ``[0, 1]`` with holes ``mask``
-    ``(B, 1, 128, 128)`` (1 = hole); returns the loss: per stage, the mean L1 in the hole plus
-    ``OUTSIDE_WEIGHT`` × the mean L1 on known pixels, summed over stages."""
+    ``(B, 1, 128, 128)`` (1 = hole); returns the loss: per stage, the hole term named by
+    ``loss_kind`` (one of :data:`LOSSES`) plus ``OUTSIDE_WEIGHT`` × the mean L1 on known
+    pixels, summed over stages."""
     holes = (3.0 * mask.sum()).clamp_min(1.0)
     knowns = (3.0 * (1 - mask).sum()).clamp_min(1.0)
+    per_image = (3.0 * mask.sum(dim=(1, 2, 3))).clamp_min(1.0)
     loss = image.new_zeros(())
     for out in model.stages(image, mask):
-        diff = (out - image).abs()
-        outside = (diff * (1 - mask)).sum() / knowns
-        loss = loss + (diff * mask).sum() / holes + OUTSIDE_WEIGHT * outside
+        diff = out - image
+        outside = (diff.abs() * (1 - mask)).sum() / knowns
+        if loss_kind == "l1":
+            hole = (diff.abs() * mask).sum() / holes
+        else:
+            mse = (diff ** 2 * mask).sum(dim=(1, 2, 3)) / per_image
+            hole = torch.log(mse + 1e-3).mean()
+        loss = loss + hole + OUTSIDE_WEIGHT * outside
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -222,21 +237,26 @@ def deferred_interrupts() -> Iterator[list[int]]:
 def train_content(data: str | os.PathLike, out: str | os.PathLike, *,
                   val_data: str | os.PathLike | None = None, arch: str = DEFAULT_ARCH,
                   width: int = DEFAULT_WIDTH, steps: int = DEFAULT_STEPS, batch_size: int = 16,
-                  lr: float = 5e-4, val_every: int = 250, max_minutes: float | None = None,
+                  lr: float = 5e-4, loss: str = "l1", init: str | os.PathLike | None = None,
+                  val_every: int = 250, max_minutes: float | None = None,
                   device: str = "auto", seed: int = 0, quiet: bool = False) -> Path:
     """Train (or resume) a content network on the photos in ``data``; returns the exported
     weights (``out/content_net.pt``).
 
     ``out`` is the run folder (checkpoint, log, photo cache); ``val_data`` a folder of
     validation photos; ``arch`` one of :data:`~.network.ARCHITECTURES` and ``width`` its size;
-    ``steps`` the total optimisation steps; ``val_every`` the steps between validations and
-    checkpoints; ``max_minutes`` stops early with a checkpoint (rerun to resume). A resumed
-    run keeps the architecture and width of its checkpoint. The defaults reproduce the
+    ``steps`` the total optimisation steps; ``loss`` the hole term (:data:`LOSSES`); ``init`` a
+    weights file to start from (its architecture and width replace ``arch`` and ``width``; the
+    optimiser starts afresh); ``val_every`` the steps between validations and checkpoints;
+    ``max_minutes`` stops early with a checkpoint (rerun to resume). A resumed run keeps the
+    architecture, width and loss of its checkpoint. The model card's recipe reproduces the
     shipped model.
     """
     if steps < 1 or batch_size < 1 or val_every < 1 or width < 1 or not lr > 0:
         raise NPSError("steps, batch size, validation interval, width and learning rate must "
                        "be positive")
+    if loss not in LOSSES:
+        raise NPSError(f"unknown loss {loss!r} (choose from {', '.join(LOSSES)})")
     dev = resolve_device(device)
     architecture(arch)  # fails fast on an unknown name
     out = Path(out)
@@ -254,10 +274,15 @@ def train_content(data: str | os.PathLike, out: str | os.PathLike, *,
     if ckpt_path.exists():
         try:
             ckpt = torch.load(ckpt_path, map_location=dev, weights_only=False)
-            arch, width = ckpt["arch"], ckpt["width"]
+            arch, width, loss = ckpt["arch"], ckpt["width"], ckpt.get("loss", "l1")
         except (OSError, RuntimeError, KeyError) as err:
             raise NPSError(f"unreadable checkpoint {ckpt_path}: {err}") from err
-    model = build(arch, width).to(dev)
+        model = build(arch, width).to(dev)
+    elif init is not None:
+        model = load_weights(Path(init), dev).train()
+        arch, width = arch_name(model), model.width
+    else:
+        model = build(arch, width).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     if ckpt is not None:
         try:
@@ -271,7 +296,7 @@ def train_content(data: str | os.PathLike, out: str | os.PathLike, *,
 
     def checkpoint() -> None:
         save_atomic({"step": step, "elapsed": elapsed, "arch": arch, "width": width,
-                     "model": model.state_dict(), "opt": opt.state_dict(),
+                     "loss": loss, "model": model.state_dict(), "opt": opt.state_dict(),
                      "rng": rng_states(data_rng)}, ckpt_path)
 
     def log(record: dict) -> None:
@@ -288,8 +313,8 @@ def train_content(data: str | os.PathLike, out: str | os.PathLike, *,
             t0 = time.monotonic()
             for group in opt.param_groups:
                 group["lr"] = learning_rate(lr, step, steps)
-            losses.append(train_step(model, opt, *(
-                t.to(dev) for t in sample_batch(photos, batch_size, data_rng))))
+            images, masks = (t.to(dev) for t in sample_batch(photos, batch_size, data_rng))
+            losses.append(train_step(model, opt, images, masks, loss))
             elapsed += time.monotonic() - t0
             step += 1
             bar.update(1)
