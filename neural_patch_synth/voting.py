@@ -398,38 +398,42 @@ def vote_fill(image: torch.Tensor, hole: torch.Tensor, start: torch.Tensor,
     sizes = level_sizes(*image.shape[-2:], levels)
     plan = [config.level_em(len(sizes) - 1 - k) for k in range(len(sizes))]
     x, prev = start, None
-    layout = layout_guide(start, GUIDE_SIGMA)
+    layout = layout_guide(start, GUIDE_SIGMA) if config.guide_weight else None
     with tqdm(total=sum(plan), desc=f"{label}voting", unit="it", dynamic_ncols=True,
               disable=not config.progress) as bar:
         for level, size in enumerate(sizes):
             finest = level == len(sizes) - 1
             known, level_hole = downsample(image, hole, size, majority=not finest)
             x = torch.where(level_hole > 0.5, resize(x, size), known)
-            x, prev = vote_level(x, level_hole, resize(layout, size), prev, plan[level], finest,
-                                 config, generator, bar)
+            guide = None if layout is None else resize(layout, size)
+            x, prev = vote_level(x, level_hole, guide, prev, plan[level], finest, config,
+                                 generator, bar)
     return x
 
 
-def vote_level(x: torch.Tensor, hole: torch.Tensor, guide: torch.Tensor, prev: Level | None,
-               iterations: int, final: bool, config: InpaintConfig, generator: torch.Generator,
-               bar: tqdm) -> tuple[torch.Tensor, Level | None]:
+def vote_level(x: torch.Tensor, hole: torch.Tensor, guide: torch.Tensor | None,
+               prev: Level | None, iterations: int, final: bool, config: InpaintConfig,
+               generator: torch.Generator, bar: tqdm) -> tuple[torch.Tensor, Level | None]:
     """EM iterations at one level: ``x`` ``(1, 3, h, w)`` the estimate, ``hole``
-    ``(1, 1, h, w)``, ``guide`` ``(1, 3, h, w)`` the layout guide at this level; ``prev`` the
-    coarser level's field (None at the first voted level). The last iteration of the ``final``
-    level copies the best patch per pixel (and hides the seams between copied pieces when
-    ``config.seams``)."""
+    ``(1, 1, h, w)``, ``guide`` ``(1, 3, h, w)`` the layout guide at this level (None: off);
+    ``prev`` the coarser level's field (None at the first voted level). The last iteration of
+    the ``final`` level copies the best patch per pixel (and hides the seams between copied
+    pieces when ``config.seams``)."""
     size = tuple(x.shape[-2:])
     holed = hole[0, 0] > 0.5
     feats = texture_features(x[0].mean(0), FEATURE_RADIUS)
     if prev is None:  # the hole's texture level comes from its surroundings, not the prior
         feats = smooth_fill(feats[None], hole)[0]
     img = torch.cat([x[0], feats])
-    g, q = config.gradient_weight, config.guide_weight
+    g = config.gradient_weight
     weights = torch.tensor([1.0, 1.0, 1.0, g, g])
-    trust = guide_trust(holed, config.guide_reach)
+    guide_weight = None
+    if guide is not None:
+        trust = guide_trust(holed, config.guide_reach)
+        guide_weight = config.guide_weight * config.patch_size ** 2 * trust
+        guide = guide[0].reshape(3, -1)
     voter = Voter(holed, config.patch_size, weights, 5, generator, locality=config.locality,
-                  jump=config.search_jump, guide=guide[0].reshape(3, -1) if q else None,
-                  guide_weight=q * config.patch_size ** 2 * trust)
+                  jump=config.search_jump, guide=guide, guide_weight=guide_weight)
     if len(voter.targets) == 0 or len(voter.sources) < MIN_SOURCES:
         bar.update(iterations)
         return x, None

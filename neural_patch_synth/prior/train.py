@@ -2,12 +2,11 @@
 
 Random flips of the training photos (cached at 128²: shorter side resized, centre-cropped),
 holes mixed by :func:`~neural_patch_synth.masks.random_training_mask` (centre squares, random
-blocks, irregular strokes of every area category, holes touching the border); loss = a hole
-term (L1, or the per-image log of the hole MSE: :data:`LOSSES`) + a little L1 outside, summed
-over the network's stages; ``--init`` starts from trained weights (fine-tuning); Adam, learning
-rate decayed
-linearly over the last 30 % of the steps. Photos are decoded once into a uint8 ``.npy`` cache
-in the run folder. A checkpoint (model, optimiser, step, every RNG state) is written every
+blocks, irregular strokes of every area category, holes touching the border); loss = a hole term
+(L1, or the per-image log of the hole MSE: :data:`LOSSES`) + a little L1 outside, summed over
+the network's stages; ``--init`` starts from trained weights (fine-tuning); Adam, learning rate
+decayed linearly over the last 30 % of the steps. Photos are decoded once into a uint8 ``.npy``
+cache in the run folder. A checkpoint (model, optimiser, step, every RNG state) is written every
 ``--val-every`` steps, at the end, on ``--max-minutes`` expiry and on Ctrl-C / SIGTERM (after
 the current step); rerunning the same command continues exactly where it stopped.
 ``OUT/content_net.pt`` (fp16 weights) is exported whenever training stops.
