@@ -78,15 +78,15 @@ class Inpainter:
         if invert_mask:
             mask = ~mask
         check_mask(mask, allow_large_hole)
-        return self._fill(photo, mask, alpha, self.config.blend_for("inpaint"))
+        return self._fill(photo, mask, alpha, "inpaint")
 
     def _fill(self, photo: Photo, mask: np.ndarray, alpha: np.ndarray | None,
-              blend: str) -> Photo:
-        """``photo`` with the hole ``mask`` ``(H, W)`` filled (``blend``: none or poisson) and
-        ``alpha`` as its alpha channel; known pixels bit-identical."""
+              command: str) -> Photo:
+        """``photo`` with the hole ``mask`` ``(H, W)`` filled as ``command`` (``"inpaint"`` or
+        ``"outpaint"``) does, and ``alpha`` as its alpha channel; known pixels bit-identical."""
         scale = float(photo.max_value)
         image = torch.from_numpy(photo.pixels.astype(np.float32) / scale)
-        filled = self.synthesizer(image, torch.from_numpy(mask), blend)
+        filled = self.synthesizer(image, torch.from_numpy(mask), command)
         px = np.rint(filled.numpy() * scale).astype(photo.pixels.dtype)
         if photo.gray:
             px = np.repeat(px.mean(axis=2, keepdims=True).round().astype(px.dtype), 3, axis=2)
@@ -112,11 +112,10 @@ class Inpainter:
     def outpaint_photo(self, photo: Photo, extent: Extent) -> Photo:
         """``photo`` extended by ``extent``, step by step (see
         :func:`~neural_patch_synth.outpaint.outpaint_photo`); its pixels are kept bit-identical
-        and the blend is ``config.blend_for("outpaint")``."""
-        blend = self.config.blend_for("outpaint")
+        with the outpainting defaults (:data:`~neural_patch_synth.config.COMMAND_DEFAULTS`)."""
 
         def fill(canvas: Photo, new: np.ndarray) -> Photo:
-            return self._fill(canvas, new, None, blend)
+            return self._fill(canvas, new, None, "outpaint")
 
         return outpaint_photo(photo, extent, fill, self.config.outpaint_step,
                               self.config.progress)

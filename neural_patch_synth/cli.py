@@ -324,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--blind", nargs="?", const="nps,patchmatch", metavar="A,B",
                    help="also write unlabelled A-vs-B sheets to judge (default nps,patchmatch)")
     p.add_argument("--score-blind", metavar="OUT", help="print the blind score of OUT and exit")
+    p.add_argument("--options", metavar="JSON",
+                   help="engine options for every nps method, over the suite's, as a JSON "
+                        "object, e.g. '{\"guide_weight\": 0}' (a setting's sweep, rerunnable)")
     p.add_argument("--data", help="data folder (default: $NPS_DATA, else ../shared/data)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

@@ -11,11 +11,17 @@ from typing import Any, NoReturn
 
 from .errors import NPSError
 
-BLEND_DEFAULTS = {"inpaint": "none", "outpaint": "poisson"}
-"""What ``blend="auto"`` means per command, chosen by measurement (``nps bench``, see the
-README): on outpainting, seamless cloning cuts the seam error by about a third to a half and
-improves the patch SWD; on inpainting holes it cuts the seam error too but greys the fill
-(saturation ratio 0.83 → 0.79 on Kodak centre crops)."""
+COMMAND_DEFAULTS: dict[str, dict[str, Any]] = {
+    "inpaint": {"blend": "none", "gradient_weight": 90.0, "guide_weight": 3.0},
+    "outpaint": {"blend": "poisson", "gradient_weight": 30.0, "guide_weight": 0.0},
+}
+"""What the per-command options mean when left at ``"auto"`` / None, chosen by measurement
+(``nps bench``, see the README). Blend: on outpainting, seamless cloning cuts the seam error by
+about a third to a half and improves the patch SWD; on inpainting holes it cuts the seam error
+too but greys the fill (saturation ratio 0.83 → 0.79 on Kodak centre crops). Layout guide and
+texture-feature weight: on holes, the guide with weight 90 gave sharper fills with a closer
+patch distribution and higher PSNR; on outpainting bands, where the prior extrapolates, they
+made the fill blurrier (sharpness 0.80 → 0.73) with a worse patch distribution."""
 
 
 @dataclass(frozen=True)
@@ -63,16 +69,18 @@ class InpaintConfig:
     search_jump: int = 32
     """Longest propagation step of the search: good matches spread by jump flooding in steps
     of 16, 8, 4, 2, 1 pixels below this (1: PatchMatch's plain neighbour propagation)."""
-    gradient_weight: float = 90.0
+    gradient_weight: float | None = None
     """Weight of the texture features (local gradient magnitudes, Newson et al.) in the patch
-    distance, so flat patches do not win in textured areas (with the layout guide, 90
-    measured sharper fills with a closer patch distribution than 30 or 60, for under 0.1 dB
-    of hole PSNR; 120 sharper still but lower PSNR)."""
-    guide_weight: float = 3.0
+    distance, so flat patches do not win in textured areas. None: the command's default
+    (:data:`COMMAND_DEFAULTS`; on holes, with the layout guide, 90 measured sharper fills with
+    a closer patch distribution than 30 or 60, for under 0.1 dB of hole PSNR; 120 sharper still
+    but lower PSNR)."""
+    guide_weight: float | None = None
     """Weight of the layout guide in the patch distance: the content prior's fill (and the
     photo around it) blurred as :func:`~neural_patch_synth.voting.layout_guide` says, so copied
     patches keep the prior's layout and colours at every level, not only the coarsest
-    (0: off; 1, 3 and 10 measured alike, 3 kept)."""
+    (0: off; on holes 1, 3 and 10 measured alike, 3 kept). None: the command's default
+    (:data:`COMMAND_DEFAULTS`: 3 for holes, 0 for outpainting)."""
     guide_reach: float = 0.05
     """The guide is trusted less deep inside the hole, where the prior only guesses: its
     weight falls as ``exp(−depth / (guide_reach · side))``, depth the distance to the nearest
@@ -86,7 +94,7 @@ class InpaintConfig:
     blend: str = "auto"
     """``"poisson"``: seamless cloning of the fill into the photo (Pérez et al. 2003): the
     fill's gradients, the boundary's colours; ``"none"``: pasted as it is; ``"auto"``: each
-    command's measured default (:data:`BLEND_DEFAULTS`)."""
+    command's measured default (:data:`COMMAND_DEFAULTS`)."""
     outpaint_step: float = 0.25
     """Outpainting adds at most this fraction of the current side per side and step (see
     :mod:`~neural_patch_synth.outpaint`)."""
@@ -148,11 +156,12 @@ class InpaintConfig:
             if not (optional and value is None) and not (is_int(value) and value >= low):
                 fail(name, f"an integer >= {low}" + (" or None" if optional else ""))
 
-        def real(name: str, low: float) -> None:
+        def real(name: str, low: float, optional: bool = False) -> None:
             value = getattr(self, name)
-            if not (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            if not (optional and value is None) and not (
+                    isinstance(value, numbers.Real) and not isinstance(value, bool)
                     and math.isfinite(value) and value >= low):
-                fail(name, f"a finite number >= {low}")
+                fail(name, f"a finite number >= {low}" + (" or None" if optional else ""))
 
         def flag(name: str) -> None:
             if not isinstance(getattr(self, name), bool):
@@ -180,8 +189,9 @@ class InpaintConfig:
             fail("em_iterations", "a non-empty list of integers >= 0")
         integer("search_iterations", 0)
         integer("search_jump", 1)
-        for name in ("gradient_weight", "locality", "guide_weight"):
-            real(name, 0.0)
+        for name in ("gradient_weight", "guide_weight"):
+            real(name, 0.0, optional=True)
+        real("locality", 0.0)
         real("guide_reach", 0.0)
         if self.guide_reach == 0:
             fail("guide_reach", "positive")
@@ -216,10 +226,12 @@ class InpaintConfig:
         integer("seed", 0, optional=True)
         flag("progress")
 
-    def blend_for(self, command: str) -> str:
-        """``"none"`` or ``"poisson"``: :attr:`blend` for ``command`` (``"inpaint"`` or
-        ``"outpaint"``), ``"auto"`` resolved."""
-        return BLEND_DEFAULTS[command] if self.blend == "auto" else self.blend
+    def for_command(self, command: str) -> InpaintConfig:
+        """This config as ``command`` (``"inpaint"`` or ``"outpaint"``) runs it: ``blend``
+        ``"auto"`` and the weights left at None take :data:`COMMAND_DEFAULTS`."""
+        unset = {name: value for name, value in COMMAND_DEFAULTS[command].items()
+                 if getattr(self, name) in (None, "auto")}
+        return replace(self, **unset)
 
     def level_iterations(self, level: int) -> int:
         """L-BFGS iterations at pyramid ``level`` (0 = coarsest)."""

@@ -22,8 +22,9 @@ from .voting import vote_fill
 class Synthesizer:
     """Fills holes in float images; holds the loaded prior (and VGG for ``"optimise"``).
 
-    ``__call__(image, mask, blend)``: ``image`` ``(H, W, 3)`` float32 in ``[0, 1]``, ``mask``
-    ``(H, W)`` bool (True = hole), ``blend`` ``"none"`` or ``"poisson"``. Returns
+    ``__call__(image, mask, command)``: ``image`` ``(H, W, 3)`` float32 in ``[0, 1]``, ``mask``
+    ``(H, W)`` bool (True = hole), ``command`` ``"inpaint"`` or ``"outpaint"`` (whose defaults
+    apply, :meth:`~neural_patch_synth.config.InpaintConfig.for_command`). Returns
     ``(H, W, 3)`` float32 in ``[0, 1]`` whose known pixels equal the input.
     """
 
@@ -35,27 +36,28 @@ class Synthesizer:
         if config.method == "optimise" and not config.prior_only:
             self.optimiser = NeuralOptimiser(config, device)
 
-    def __call__(self, image: torch.Tensor, mask: torch.Tensor, blend: str = "none"
+    def __call__(self, image: torch.Tensor, mask: torch.Tensor, command: str = "inpaint"
                  ) -> torch.Tensor:
-        if self.config.seed is not None:
-            torch.manual_seed(self.config.seed)  # the randomised PCA of the feature search
+        cfg = self.config.for_command(command)
+        if cfg.seed is not None:
+            torch.manual_seed(cfg.seed)  # the randomised PCA of the feature search
         out = image.clone()
-        groups = hole_groups(mask.cpu().numpy(), self.config.context, self.config.coarse_size)
+        groups = hole_groups(mask.cpu().numpy(), cfg.context, cfg.coarse_size)
         for i, group in enumerate(groups):
             win = group.window
             crop = image[win.y0:win.y1, win.x0:win.x1].permute(2, 0, 1)[None].to(self.device)
             hole = torch.from_numpy(group.mask)[None, None].float().to(self.device)
             label = f"hole {i + 1}/{len(groups)} " if len(groups) > 1 else ""
-            filled = self.fill(crop, hole, label, seed_offset=i, blend=blend)
+            filled = self.fill(crop, hole, cfg, label, seed_offset=i)
             region = out[win.y0:win.y1, win.x0:win.x1]
             hole_hw = torch.from_numpy(group.mask)[..., None]
             region.copy_(torch.where(hole_hw, filled[0].permute(1, 2, 0).cpu(), region))
         return out
 
-    def fill(self, image: torch.Tensor, hole: torch.Tensor, label: str = "",
-             seed_offset: int = 0, blend: str = "none") -> torch.Tensor:
-        """Fill one context window: ``(1, 3, h, w)`` and ``(1, 1, h, w)`` → ``(1, 3, h, w)``."""
-        cfg = self.config
+    def fill(self, image: torch.Tensor, hole: torch.Tensor, cfg: InpaintConfig,
+             label: str = "", seed_offset: int = 0) -> torch.Tensor:
+        """Fill one context window: ``(1, 3, h, w)`` and ``(1, 1, h, w)`` → ``(1, 3, h, w)``,
+        with ``cfg``, this synthesizer's config as one command runs it."""
         if cfg.prior_only:
             x = self.run_prior(image, hole)
         elif self.optimiser is not None:
@@ -68,7 +70,7 @@ class Synthesizer:
                 generator.manual_seed(cfg.seed + seed_offset)
             x = vote_fill(image, hole, self.run_prior(image, hole), cfg, generator, label)
         x = torch.where(hole > 0.5, x, image)
-        if blend == "poisson":
+        if cfg.blend == "poisson":
             x = seamless_clone(image[0], x[0], hole[0, 0] > 0.5)[None].clamp(0, 1)
         return x
 

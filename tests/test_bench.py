@@ -13,6 +13,7 @@ from PIL import Image
 from scipy import ndimage
 
 from neural_patch_synth.bench import blind, datasets, metrics, report, sheets
+from neural_patch_synth.bench import methods as methods_mod
 from neural_patch_synth.bench.datasets import CATEGORIES, Case, data_root
 from neural_patch_synth.bench.methods import METHODS, Method
 from neural_patch_synth.bench.run import (
@@ -90,9 +91,10 @@ def one_photo(monkeypatch):
                                                scenes=1, sizes=()))
 
 
-def bench_args(out, suite="quick", methods=("mean-fill", "identity"), blind=None):
+def bench_args(out, suite="quick", methods=("mean-fill", "identity"), blind=None,
+               options=None):
     return argparse.Namespace(suite=suite, out=str(out), methods=list(methods), device="cpu",
-                              quiet=True, blind=blind, score_blind=None)
+                              quiet=True, blind=blind, score_blind=None, options=options)
 
 
 def test_harness_end_to_end_and_resume(data, dummies, tmp_path):
@@ -160,6 +162,23 @@ def test_failed_fill_is_recorded(data, dummies, one_photo, tmp_path, monkeypatch
     rows = json.loads((out / "results.json").read_text())["rows"]
     assert all(r["error"] == "RuntimeError: boom" for r in rows if r["method"] == "broken")
     assert "fill(s) failed" in (out / "summary.md").read_text()
+
+
+def test_options_reach_nps_and_are_recorded(data, dummies, one_photo, tmp_path):
+    out = tmp_path / "out"
+    assert run_bench(bench_args(out, methods=("mean-fill",),
+                                options='{"guide_weight": 0, "em_iterations": [4, 2]}')) == 0
+    assert methods_mod._nps_options["guide_weight"] == 0
+    assert json.loads((out / "run.json").read_text())["nps"] == {
+        "guide_weight": 0, "em_iterations": [4, 2]}
+    assert "nps settings: guide_weight=0, em_iterations=(4, 2);" in (out / "summary.md").read_text()
+    with pytest.raises(NPSError, match="different setup"):  # other options, same folder
+        run_bench(bench_args(out, methods=("mean-fill",), options='{"guide_weight": 1}'))
+    for bad, message in (('{"guide_weight": ', "not valid JSON"), ("[1]", "JSON object"),
+                         ('{"guide_wieght": 1}', "unknown option"),
+                         ('{"guide_reach": 0}', "guide_reach")):
+        with pytest.raises(NPSError, match=message):
+            run_bench(bench_args(tmp_path / "other", methods=("mean-fill",), options=bad))
 
 
 def test_bad_input(data, dummies, one_photo, tmp_path, monkeypatch):

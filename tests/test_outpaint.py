@@ -10,6 +10,7 @@ from neural_patch_synth import InpaintConfig, NPSError, outpaint
 from neural_patch_synth.bench.methods import known_box, mirror
 from neural_patch_synth.bench.metrics import seam_error
 from neural_patch_synth.cli import main
+from neural_patch_synth.config import COMMAND_DEFAULTS
 from neural_patch_synth.io import MAX_PIXELS
 from neural_patch_synth.outpaint import Extent, band_masks, parse_extend, parse_to, plan_steps
 from tests.images import tiled
@@ -133,9 +134,15 @@ def test_seam_error_by_hand():
     assert seam_error(fill, truth, mask) == pytest.approx(0.4 / 2 * 100)
 
 
-def test_blend_auto_means_poisson_for_outpaint_and_none_for_inpaint():
+def test_command_defaults_apply_per_command_unless_set():
     photo = tiled(24, 24)
     auto = outpaint(photo, "0,0,8,0", **FAST)
-    assert np.array_equal(auto, outpaint(photo, "0,0,8,0", blend="poisson", **FAST))
+    explicit = dict(COMMAND_DEFAULTS["outpaint"])
+    assert explicit["blend"] == "poisson" and explicit["guide_weight"] == 0
+    assert np.array_equal(auto, outpaint(photo, "0,0,8,0", **explicit, **FAST))
     assert not np.array_equal(auto, outpaint(photo, "0,0,8,0", blend="none", **FAST))
-    assert InpaintConfig().blend_for("inpaint") == "none"
+    config = InpaintConfig(guide_weight=1.5)
+    assert config.for_command("inpaint").blend == "none"
+    assert config.for_command("inpaint").gradient_weight == 90
+    assert config.for_command("outpaint").guide_weight == 1.5  # set by the user: kept
+    assert config.for_command("outpaint").gradient_weight == 30

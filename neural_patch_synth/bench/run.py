@@ -27,6 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from neural_patch_synth.api import resolve_device
+from neural_patch_synth.config import InpaintConfig
 from neural_patch_synth.errors import NPSError
 
 from . import blind as blind_mod
@@ -336,9 +337,24 @@ def benchmark(cases: Sequence[Case], methods: dict[str, Method], out: Path, suit
     return 1 if failed else 0
 
 
+def parse_options(text: str | None) -> dict[str, Any]:
+    """``--options``: a JSON object of :class:`~neural_patch_synth.config.InpaintConfig`
+    options (checked: a bad name or value is an NPSError) → that dict; None → ``{}``."""
+    if text is None:
+        return {}
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise NPSError(f"--options is not valid JSON ({err.msg}): {text!r}") from None
+    if not isinstance(options, dict):
+        raise NPSError(f"--options must be a JSON object of engine options, got {text!r}")
+    InpaintConfig.from_options(**options)
+    return options
+
+
 def run_bench(args: argparse.Namespace) -> int:
     """Entry point of ``nps bench`` (``--suite``, ``--out``, ``--methods``, ``--device``,
-    ``--blind``; ``--score-blind OUT`` only prints the blind score of ``OUT``)."""
+    ``--blind``, ``--options``; ``--score-blind OUT`` only prints the blind score of ``OUT``)."""
     if args.score_blind:
         print(blind_mod.score_blind(Path(args.score_blind)), end="")
         return 0
@@ -348,7 +364,8 @@ def run_bench(args: argparse.Namespace) -> int:
     root = datasets.data_root(getattr(args, "data", None))
     device = str(resolve_device(args.device))
     out = Path(args.out)
-    configure_nps(device=device, vgg_weights=vgg_weights(root), **suite.nps)
+    nps = {**suite.nps, **parse_options(getattr(args, "options", None))}
+    configure_nps(device=device, vgg_weights=vgg_weights(root), **nps)
     cases = suite_cases(suite, root)
     methods, notes = select_methods(args.methods)
     notes += [f"`{m}` is not run on {', '.join(ds)} in the {args.suite} suite (time budget, or "
@@ -365,5 +382,5 @@ def run_bench(args: argparse.Namespace) -> int:
         for note in notes:
             print(f"nps bench: {note}", file=sys.stderr)
     check_run(out, {"suite": args.suite, "cases": case_setup(suite),
-                    "nps": suite.nps or "defaults", "content_prior": content_prior()})
+                    "nps": nps or "defaults", "content_prior": content_prior()})
     return benchmark(cases, methods, out, suite, root, device, args.quiet, notes, pair)
