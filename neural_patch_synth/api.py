@@ -22,7 +22,7 @@ from .io import (
     photo_from_pil,
     to_pil,
 )
-from .outpaint import Extent, outpaint_photo, parse_extend, parse_to
+from .outpaint import Extent, outpaint_photo, requested_extent
 from .prior import load_prior
 from .synthesis import Synthesizer
 
@@ -129,9 +129,7 @@ class Inpainter:
         must be fully opaque.
         """
         photo = _as_photo(image)
-        if (extend is None) == (to is None):
-            raise NPSError("outpaint takes either extend (L,T,R,B) or to (WxH)")
-        extent = parse_extend(extend, photo.size) if to is None else parse_to(to, photo.size)
+        extent = requested_extent(photo.size, extend, to)
         return _like(self.outpaint_photo(photo, extent), image)
 
 

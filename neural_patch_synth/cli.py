@@ -163,18 +163,15 @@ def ray_executor(args: argparse.Namespace) -> RayExecutor | None:
 def cmd_outpaint(args: argparse.Namespace) -> int:
     from .api import Inpainter
     from .io import check_destination, estimated_size, load_image, output_format, save_image
-    from .outpaint import parse_extend, parse_to
+    from .outpaint import requested_extent
 
     if args.mask or args.box:
         raise NPSError("outpaint takes no mask: it fills only the pixels it adds "
                        "(use nps inpaint for holes)")
-    if (args.extend is None) == (args.to is None):
-        raise NPSError("outpaint needs either --extend L,T,R,B or --to WxH")
     out = Path(args.output)
     fmt = output_format(out)
     photo = load_image(args.image)
-    extent = (parse_extend(args.extend, photo.size) if args.to is None
-              else parse_to(args.to, photo.size))
+    extent = requested_extent(photo.size, args.extend, args.to)
     width, height = extent.grown(photo.size)
     check_destination(out, overwrite=args.overwrite, sources=(args.image,),
                       needed=estimated_size(photo, fmt) * width * height
@@ -222,14 +219,11 @@ def cmd_masks(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .io import Photo, make_output_folder, save_image
-    from .masks import MASK_CATEGORIES, random_mask
+    from .masks import check_mask_request, random_mask
 
-    if not 0 <= args.category < len(MASK_CATEGORIES):
-        raise NPSError(f"--category must be 0…{len(MASK_CATEGORIES) - 1}, got {args.category}")
+    check_mask_request(args.size, args.category)
     if args.count < 1:
         raise NPSError(f"--count must be at least 1, got {args.count}")
-    if args.size < 16:
-        raise NPSError(f"--size must be at least 16, got {args.size}")
     folder = Path(args.output)
     if folder.exists() and not folder.is_dir():
         raise NPSError(f"the output is not a folder: {folder}")

@@ -386,6 +386,15 @@ def check_mask(mask: np.ndarray, allow_large_hole: bool = False) -> None:
         )
 
 
+def parse_size(spec: str, flag: str) -> tuple[int, int]:
+    """``"WxH"`` (``x``, ``X`` or ``×``; e.g. ``"1536x512"``) → ``(width, height)``, both
+    positive; else an NPSError naming ``flag``."""
+    match = re.fullmatch(r"\s*(\d+)\s*[x×X]\s*(\d+)\s*", spec)
+    if not match or not int(match[1]) or not int(match[2]):
+        raise NPSError(f"{flag} takes WxH in pixels, e.g. 1536x512, got {spec!r}")
+    return int(match[1]), int(match[2])
+
+
 def output_format(path: str | os.PathLike) -> str:
     """PIL format name for an output path, from its extension."""
     ext = Path(path).suffix.lower()

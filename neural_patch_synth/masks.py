@@ -248,6 +248,14 @@ def _stroke(draw: ImageDraw.ImageDraw, rng: np.random.Generator, start: tuple[fl
         draw.ellipse((x - r, y - r, x + r, y + r), fill=255)
 
 
+def check_mask_request(size: int, category: int) -> None:
+    """NPSError unless :func:`random_mask` can draw a ``size`` × ``size`` mask of ``category``."""
+    if not 0 <= category < len(MASK_CATEGORIES):
+        raise NPSError(f"mask category must be 0…{len(MASK_CATEGORIES) - 1}, got {category}")
+    if size < 16:
+        raise NPSError(f"mask size must be at least 16 pixels, got {size}")
+
+
 def random_mask(size: int, category: int, rng: np.random.Generator, *,
                 border: bool = False) -> np.ndarray:
     """Irregular ``(size, size)`` bool hole mask (True = hole) of hole-area ``category``.
@@ -262,10 +270,7 @@ def random_mask(size: int, category: int, rng: np.random.Generator, *,
     starts on the image edge (outpainting-style holes). The same ``rng`` state gives the same
     mask; at most about 10 ms at 512².
     """
-    if not 0 <= category < len(MASK_CATEGORIES):
-        raise NPSError(f"mask category must be 0…{len(MASK_CATEGORIES) - 1}, got {category}")
-    if size < 16:
-        raise NPSError(f"mask size must be at least 16 pixels, got {size}")
+    check_mask_request(size, category)
     total = size * size
     lo, hi = MASK_CATEGORIES[category]
     low, high = int(np.ceil(lo * total - 1e-9)), int(np.floor(hi * total + 1e-9))

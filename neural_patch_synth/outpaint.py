@@ -19,7 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .errors import NPSError
-from .io import MAX_PIXELS, Photo
+from .io import MAX_PIXELS, Photo, parse_size
 
 Fill = Callable[[Photo, np.ndarray], Photo]
 """Fills the hole ``(H, W)`` bool of a photo, known pixels unchanged."""
@@ -37,6 +37,15 @@ class Extent:
     def grown(self, size: tuple[int, int]) -> tuple[int, int]:
         """``(width, height)`` of an image of ``size`` ``(width, height)`` extended by this."""
         return size[0] + self.left + self.right, size[1] + self.top + self.bottom
+
+
+def requested_extent(size: tuple[int, int], extend: str | Sequence[int | str] | None = None,
+                     to: str | Sequence[int] | None = None) -> Extent:
+    """The :class:`Extent` for an image of ``size`` ``(W, H)`` asked for by exactly one of
+    ``extend`` (:func:`parse_extend`) and ``to`` (:func:`parse_to`); else an NPSError."""
+    if (extend is None) == (to is None):
+        raise NPSError("outpaint takes either --extend L,T,R,B (extend=) or --to WxH (to=)")
+    return parse_extend(extend, size) if to is None else parse_to(to, size)
 
 
 def parse_extend(spec: str | Sequence[int | str], size: tuple[int, int]) -> Extent:
@@ -64,11 +73,13 @@ def parse_extend(spec: str | Sequence[int | str], size: tuple[int, int]) -> Exte
 def parse_to(spec: str | Sequence[int], size: tuple[int, int]) -> Extent:
     """``"WxH"`` (or ``(W, H)``) → the :class:`Extent` that centres an image of ``size`` in a
     ``W × H`` canvas (an odd margin puts the extra pixel right / bottom)."""
-    try:
-        width, height = (int(v) for v in (re.split(r"[x×X]", spec) if isinstance(spec, str)
-                                           else spec))
-    except ValueError:
-        raise NPSError(f"--to takes WxH in pixels, e.g. 1536x512, got {spec!r}") from None
+    if isinstance(spec, str):
+        width, height = parse_size(spec, "--to")
+    else:
+        try:
+            width, height = (int(v) for v in spec)
+        except (TypeError, ValueError):
+            raise NPSError(f"to takes (W, H) in pixels, got {spec!r}") from None
     if width < size[0] or height < size[1]:
         raise NPSError(f"--to {width}x{height} is smaller than the {size[0]}x{size[1]} image")
     dw, dh = width - size[0], height - size[1]

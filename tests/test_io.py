@@ -16,6 +16,7 @@ from neural_patch_synth.io import (
     load_mask,
     mask_from_alpha,
     mask_from_array,
+    parse_size,
     save_image,
 )
 from neural_patch_synth.io16 import write_png16, write_tiff16
@@ -334,3 +335,12 @@ def test_16bit_layout_that_cannot_be_split_is_read_with_8_bits_and_said(tmp_path
         photo = load_image(tmp_path / "in.png")
     assert "the 16-bit RGB samples of" in caplog.text and "read with 8 bits" in caplog.text
     assert np.array_equal(photo.pixels, (planes >> 8).astype(np.uint8))
+
+
+def test_parse_size_reads_wxh_and_names_the_flag_when_bad():
+    assert parse_size("1536x512", "--to") == (1536, 512)
+    assert parse_size(" 8 × 6 ", "--to") == (8, 6)
+    assert parse_size("8X6", "--to") == (8, 6)
+    for bad in ("0x5", "12", "axb", "1x2x3", "-4x5", ""):
+        with pytest.raises(NPSError, match="--photo takes WxH"):
+            parse_size(bad, "--photo")

@@ -30,6 +30,7 @@ from neural_patch_synth.bench import meter
 from neural_patch_synth.bench.datasets import centre_hole, data_root, square_hole
 from neural_patch_synth.bench.metrics import hole_psnr
 from neural_patch_synth.errors import NPSError
+from neural_patch_synth.io import parse_size
 
 
 class Clock:
@@ -129,9 +130,9 @@ def main() -> None:
         raise SystemExit(f"photo not found: {image} (set NPS_DATA or --image)")
     if args.photo:
         try:
-            width, height = (int(v) for v in args.photo.lower().split("x"))
-        except ValueError:
-            raise SystemExit(f"--photo takes WxH, got {args.photo!r}") from None
+            width, height = parse_size(args.photo, "--photo")
+        except NPSError as err:
+            raise SystemExit(f"speed: {err}") from None
         img, mask = photo_case(image, width, height, args.size // 2)
     else:
         img, mask = centre_case(image, args.size)
