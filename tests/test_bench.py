@@ -416,6 +416,10 @@ def test_look_sheets_and_blind_mode(data, dummies, tmp_path, capsys):
     assert len(json.loads((out / "results.json").read_text())["rows"]) == 2 * QUICK_CASES
     with pytest.raises(NPSError, match="holds answers"):  # another pair: another key
         run_bench(bench_args(out, blind="identity,mean-fill"))
+    Image.new("RGB", Image.open(kept).size, "red").save(kept)  # other fills, same cases
+    with pytest.raises(NPSError, match="other fills"):
+        run_bench(bench_args(out, blind="mean-fill,identity"))
+    assert answers.read_text() == "# my answers\n" + judged
 
 
 def test_blind_sides_are_seeded_and_balanced(tmp_path):

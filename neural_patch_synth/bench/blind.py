@@ -8,7 +8,8 @@
   method names. Which method is on the left is drawn once for the whole set with a fixed seed,
   balanced: method A is on the left in half the cases (rounded up).
 - ``OUT/blind-key.json``: ``{"pair": [A, B], "cases": {"01": {"left", "right", "dataset",
-  "image", "mask"}, ...}}``.
+  "image", "mask", "fills"}, ...}}``; ``fills`` is a digest of the two kept fill files, so
+  answers are never paired with sheets of other fills.
 - ``OUT/blind-answers.md``: the judge writes ``left``, ``right`` or ``tie`` after each case
   number (``01: left``). A rerun never overwrites an answer.
 """
@@ -16,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import sys
@@ -91,20 +93,32 @@ def read_answers(path: Path) -> dict[int, str]:
     return answers
 
 
+def fills_digest(out: Path, case: Case, pair: tuple[str, str]) -> str:
+    """Short SHA-256 of the kept fill files of ``pair`` (in that order) for ``case``."""
+    digest = hashlib.sha256()
+    for method in pair:
+        digest.update(output_path(out, case, method).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def write_blind(out: Path, cases: Sequence[Case], pair: tuple[str, str],
                 quiet: bool = False) -> Key:
     """Blind sheets, key and answers template for the cases where both methods' fills were
-    kept. A key that differs from the one in ``OUT`` replaces it only while no answer has
-    been written (else NPSError: move the old key and answers away)."""
+    kept. A key that differs from the one in ``OUT`` (other cases, sides or fills) replaces it
+    only while no answer has been written (else NPSError: move the old key and answers
+    away)."""
     both = [c for c in cases if all(output_path(out, c, m).exists() for m in pair)]
     if not both:
         raise NPSError(f"no case has kept fills of both {pair[0]} and {pair[1]} in {out}")
     key = make_key(both, pair)
+    for case, entry in zip(both, key["cases"].values(), strict=True):
+        entry["fills"] = fills_digest(out, case, pair)
     key_path, answers_path = out / KEY, out / ANSWERS
     if key_path.exists() and json.loads(key_path.read_text()) != key:
         if answers_path.exists() and read_answers(answers_path):
-            raise NPSError(f"{key_path} is for another set of blind cases and {answers_path} "
-                           "holds answers to it; move both away to make a new set")
+            raise NPSError(f"{key_path} is for other blind cases or other fills, and "
+                           f"{answers_path} holds answers to it; move both away to make a new "
+                           "set")
         answers_path.unlink(missing_ok=True)
     folder = out / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
