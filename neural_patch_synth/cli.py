@@ -56,6 +56,9 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
                         "the paper's L-BFGS pyramid (slower, blurrier)")
     p.add_argument("--em-iterations", type=_ints,
                    help="vote: search-and-vote iterations per level, finest last, e.g. 10,8,6,4,2")
+    p.add_argument("--seams", action=argparse.BooleanOptionalAction,
+                   help="vote: hide the seams between copied pieces (default: on; --no-seams "
+                        "keeps the pieces as copied)")
     p.add_argument("--blend", choices=("none", "poisson"),
                    help="poisson: seamless-clone the fill into the photo (default: none for "
                         "inpaint and batch, poisson for outpaint)")
@@ -87,8 +90,8 @@ def engine_config(args: argparse.Namespace, progress: bool | None = None):
     opts = {"device": args.device, "seed": args.seed, "prior": args.prior,
             "prior_only": args.prior_only,
             "progress": (not args.quiet) if progress is None else progress}
-    for name in ("method", "em_iterations", "blend", "iterations", "layers", "vgg_weights",
-                 "search"):
+    for name in ("method", "em_iterations", "seams", "blend", "iterations", "layers",
+                 "vgg_weights", "search"):
         if getattr(args, name) is not None:
             opts[name] = getattr(args, name)
     return InpaintConfig.from_options(**opts)

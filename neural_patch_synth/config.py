@@ -88,9 +88,12 @@ class InpaintConfig:
     locality: float = 1.0
     """Penalty on copying from far away: this much distance is added for a source one window
     side away (squared, relative to a typical mismatch of a few per cent per pixel)."""
-    seams: bool = False
-    """Hide the seams between copied pieces with a screened gradient-domain pass (off by
-    default: measured, it smooths the copied texture more than it hides seams)."""
+    seams: bool = True
+    """Hide the seams between copied pieces with a screened gradient-domain pass (Image
+    Melding): each edge asks for the difference beside its pixel's source, so the copied
+    texture stays and only the steps between pieces are spread out. On by default: a blind
+    judge preferred it in 27 of 36 quick-suite cases, for a lower sharpness ratio (a hard seam
+    counts as detail in that measure) and a slightly higher patch SWD (see the README)."""
     blend: str = "auto"
     """``"poisson"``: seamless cloning of the fill into the photo (Pérez et al. 2003): the
     fill's gradients, the boundary's colours; ``"none"``: pasted as it is; ``"auto"``: each

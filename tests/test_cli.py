@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neural_patch_synth.cli import main
+from neural_patch_synth.cli import build_parser, engine_config, main
 from tests.images import textured
 
 
@@ -201,3 +201,11 @@ def test_usage_errors_are_one_line(photo, capsys):
     # A value starting with "-" still reaches --extend, which names what is wrong with it.
     assert main(["outpaint", str(img_path), "--extend", "-5,0,0,0", "-o", "x.png"]) == 2
     assert "negative" in capsys.readouterr().err
+
+
+def test_seams_flag_sets_the_option_and_defaults_to_on(photo, tmp_path):
+    parser = build_parser()
+    base = ["inpaint", str(photo), "--box", "1,1,4,4", "-o", str(tmp_path / "o.png")]
+    assert engine_config(parser.parse_args(base)).seams is True
+    assert engine_config(parser.parse_args([*base, "--no-seams"])).seams is False
+    assert engine_config(parser.parse_args([*base, "--seams"])).seams is True
