@@ -470,15 +470,13 @@ def make_output_folder(folder: Path) -> None:
 
 
 def check_writable(folder: Path) -> None:
-    """NPSError unless a file can be created and written in ``folder`` (tried with a
-    temporary 64 KiB file, so a full disk fails too)."""
+    """NPSError unless a file can be created and written in ``folder`` (tried with an
+    anonymous 64 KiB temporary file, so a full disk fails too; where the system allows it the
+    file never has a name, so even a ``kill -9`` leaves nothing behind)."""
     try:
-        fd, probe = tempfile.mkstemp(prefix=".nps-probe.", suffix=PART_SUFFIX, dir=folder)
-        try:
-            os.write(fd, bytes(65536))
-        finally:
-            os.close(fd)
-            os.unlink(probe)
+        with tempfile.TemporaryFile(dir=folder) as probe:
+            probe.write(bytes(65536))
+            probe.flush()
     except OSError as err:
         raise NPSError(f"cannot write in the output folder {folder}: "
                        f"{err.strerror or err}") from None
