@@ -3,7 +3,7 @@
     python -m neural_patch_synth.bench.groups [--specks 20000] [--size 8000x6000]
         [--largest 3] [--context 2.0] [--min-side 0] [--repeat 3] [--seed 0]
 
-Scatters ``--specks`` rectangles of sides 1…``--largest`` px over a ``--size`` (HxW) mask and
+Scatters ``--specks`` rectangles of sides 1…``--largest`` px over a ``--size`` (WxH) mask and
 prints the best of ``--repeat`` wall-clock times of connected-component labelling alone and of
 the whole grouping, with the number of groups.
 """

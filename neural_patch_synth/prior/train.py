@@ -164,19 +164,22 @@ def train_step(model: Predictor, opt: torch.optim.Optimizer, image: torch.Tensor
     ``(B, 1, 128, 128)`` (1 = hole); returns the loss: per stage, the hole term named by
     ``loss_kind`` (one of :data:`LOSSES`) plus ``OUTSIDE_WEIGHT`` × the mean L1 on known
     pixels, summed over stages."""
-    holes = (3.0 * mask.sum()).clamp_min(1.0)
     knowns = (3.0 * (1 - mask).sum()).clamp_min(1.0)
-    per_image = (3.0 * mask.sum(dim=(1, 2, 3))).clamp_min(1.0)
+    if loss_kind == "l1":  # over the batch's hole pixels
+        holes = (3.0 * mask.sum()).clamp_min(1.0)
+
+        def hole_term(diff: torch.Tensor) -> torch.Tensor:
+            return (diff.abs() * mask).sum() / holes
+    else:  # per image, then the mean
+        per_image = (3.0 * mask.sum(dim=(1, 2, 3))).clamp_min(1.0)
+
+        def hole_term(diff: torch.Tensor) -> torch.Tensor:
+            return torch.log((diff ** 2 * mask).sum(dim=(1, 2, 3)) / per_image + 1e-3).mean()
     loss = image.new_zeros(())
     for out in model.stages(image, mask):
         diff = out - image
         outside = (diff.abs() * (1 - mask)).sum() / knowns
-        if loss_kind == "l1":
-            hole = (diff.abs() * mask).sum() / holes
-        else:
-            mse = (diff ** 2 * mask).sum(dim=(1, 2, 3)) / per_image
-            hole = torch.log(mse + 1e-3).mean()
-        loss = loss + hole + OUTSIDE_WEIGHT * outside
+        loss = loss + hole_term(diff) + OUTSIDE_WEIGHT * outside
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -276,8 +279,7 @@ def train_content(data: str | os.PathLike, out: str | os.PathLike, *,
             arch, width, loss = ckpt["arch"], ckpt["width"], ckpt.get("loss", "l1")
         except (OSError, RuntimeError, KeyError) as err:
             raise NPSError(f"unreadable checkpoint {ckpt_path}: {err}") from err
-        model = build(arch, width).to(dev)
-    elif init is not None:
+    if ckpt is None and init is not None:
         model = load_weights(Path(init), dev).train()
         arch, width = arch_name(model), model.width
     else:
