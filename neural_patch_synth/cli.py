@@ -314,8 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser("bench", help="compare nps with PatchMatch and classical fills")
-    p.add_argument("--suite", choices=("quick", "full", "outpaint"), default="quick",
-                   help="quick (default), full, or outpaint (the quick suite's outpainting set)")
+    p.add_argument("--suite", choices=("quick", "kodak", "full", "outpaint"), default="quick",
+                   help="quick (default); kodak (all 24 centre crops and 12 irregular photos); "
+                        "full; or outpaint (the quick suite's outpainting set)")
     p.add_argument("--out", help="output folder (results.json, summary.md, look/, ...)")
     p.add_argument("--methods", nargs="+", help="methods to run (default: all available)")
     p.add_argument("--blind", nargs="?", const="nps,patchmatch", metavar="A,B",

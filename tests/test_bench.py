@@ -164,6 +164,21 @@ def test_failed_fill_is_recorded(data, dummies, one_photo, tmp_path, monkeypatch
     assert "fill(s) failed" in (out / "summary.md").read_text()
 
 
+def test_skips_are_noted_only_for_data_sets_in_the_suite(data, dummies, tmp_path, monkeypatch):
+    monkeypatch.setitem(SUITES, "quick", Suite(
+        kodak_centre=1, per_category=1, categories=(3,), scenes=1, sizes=(),
+        skip={"identity": ("scenes-128", "kodak-outpaint")}))  # no outpainting cases here
+    out = tmp_path / "out"
+    assert run_bench(bench_args(out)) == 0
+    summary = (out / "summary.md").read_text()
+    assert "`identity` is not run on scenes-128 in the quick suite" in summary
+    assert "kodak-outpaint" not in summary
+    assert {(r["method"], r["dataset"]) for r in json.loads(
+        (out / "results.json").read_text())["rows"]} == {
+        (m, d) for m in ("mean-fill", "identity")
+        for d in ("kodak-centre", "kodak-irregular", "scenes-128")} - {("identity", "scenes-128")}
+
+
 def test_options_reach_nps_and_are_recorded(data, dummies, one_photo, tmp_path):
     out = tmp_path / "out"
     assert run_bench(bench_args(out, methods=("mean-fill",),
@@ -478,6 +493,13 @@ def test_suites_measure_what_the_issue_asks(kodak_dir):
     for dataset in ("kodak-centre", "scenes-128"):  # the quick cases are among the full ones
         assert {c.key for c in count(quick, dataset)} <= {c.key for c in count(full, dataset)}
     assert [c.key for c in quick] == [c.key for c in suite_cases(SUITES["quick"], DATA)]
+    kodak = suite_cases(SUITES["kodak"], DATA)  # the issue's two Kodak sets, in full
+    assert {c.dataset for c in kodak} == {"kodak-centre", "kodak-irregular"}
+    assert {c.key for c in count(kodak, "kodak-centre")} == {
+        c.key for c in count(full, "kodak-centre")}
+    kodak_irregular = count(kodak, "kodak-irregular")
+    assert sorted(c.category for c in kodak_irregular) == ["30–40 %"] * 6 + ["40–50 %"] * 6
+    assert len({c.image_id for c in kodak_irregular}) == 12
     image, mask = count(quick, "kodak-centre")[0].load()
     assert image.shape == (512, 512, 3) and mask.sum() == 256 * 256 and mask[256, 256]
     photo, hole = irregular[0].load()
