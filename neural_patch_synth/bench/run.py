@@ -97,9 +97,8 @@ SUITES = {
                   sizes=(256, 512, 1024, 2048), skip=_skip({}), pictures=3,
                   kodak_outpaint=None),
     # The sharp-fills issue's Kodak sets in full: all 24 512² centre crops and 12 full photos
-    # with 30–40 % and 40–50 % irregular holes (6 each, 12 different photos, paired with their
-    # masks as the quick suite pairs its 6); about an hour of PatchMatch and 10 min of nps on
-    # 2 cores.
+    # with 30–40 % and 40–50 % irregular holes (6 each, on 12 different photos, paired by the
+    # quick suite's rule); PatchMatch's fills take about 30 min and nps's 7 on 2 cores.
     "kodak": Suite(kodak_centre=None, per_category=6, categories=(3, 4), scenes=0, sizes=(),
                    skip=_skip({"nps-optimise": ("kodak-irregular",)}), pictures=3),
     # The outpainting set of the quick suite alone (4 photos).
