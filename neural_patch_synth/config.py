@@ -19,9 +19,10 @@ COMMAND_DEFAULTS: dict[str, dict[str, Any]] = {
 (``nps bench``, see the README). Blend: on outpainting, seamless cloning cuts the seam error by
 about a third to a half and improves the patch SWD; on inpainting holes it cuts the seam error
 too but greys the fill (saturation ratio 0.83 → 0.79 on Kodak centre crops). Layout guide and
-texture-feature weight: on holes, the guide with weight 90 gave sharper fills with a closer
-patch distribution and higher PSNR; on outpainting bands, where the prior extrapolates, they
-made the fill blurrier (sharpness 0.80 → 0.73) with a worse patch distribution."""
+texture-feature weight: on holes, the guide (3) with texture features ×90 gave sharper fills
+with a closer patch distribution and higher PSNR; on outpainting bands, where the prior
+extrapolates, they made the fill blurrier (sharpness 0.80 → 0.73) with a worse patch
+distribution."""
 
 
 @dataclass(frozen=True)

@@ -280,7 +280,7 @@ def train_content(data: str | os.PathLike, out: str | os.PathLike, *,
         except (OSError, RuntimeError, KeyError) as err:
             raise NPSError(f"unreadable checkpoint {ckpt_path}: {err}") from err
     if ckpt is None and init is not None:
-        model = load_weights(Path(init), dev).train()
+        model = load_weights(Path(init), dev)
         arch, width = arch_name(model), model.width
     else:
         model = build(arch, width).to(dev)
