@@ -474,6 +474,26 @@ def test_look_box():
     assert sheets.look_box(wide) == (slice(30, 70), slice(194, 706))
 
 
+def test_save_picture_replaces_through_a_temporary_file(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    first, second = (rng.integers(0, 256, (20, 30, 3), dtype=np.uint8) for _ in range(2))
+    path = tmp_path / "new" / "fill.png"
+    sheets.save_picture(first, path)  # the folder is made
+    sheets.save_picture(Image.fromarray(second), path)  # replaced, lossless
+    assert np.array_equal(np.asarray(Image.open(path)), second)
+    assert [p.name for p in path.parent.iterdir()] == ["fill.png"]
+
+    def broken(self, f, *args, **kwargs):
+        f.write(b"half a picture")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Image.Image, "save", broken)
+    with pytest.raises(NPSError, match="disk full"):
+        sheets.save_picture(first, path)
+    assert np.array_equal(np.asarray(Image.open(path)), second)  # the old one is whole
+    assert [p.name for p in path.parent.iterdir()] == ["fill.png"]
+
+
 # --- the suites on the shared data ----------------------------------------------------------
 
 def test_suites_measure_what_the_issue_asks(kodak_dir):

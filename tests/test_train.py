@@ -134,7 +134,7 @@ def test_log_mse_loss_is_the_mean_negative_hole_psnr() -> None:
     assert train_step(model, opt, images, masks, "l1") == pytest.approx(float(l1), rel=1e-5)
 
 
-def test_init_starts_from_weights(tmp_path: Path) -> None:
+def test_init_starts_from_weights(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     photos = write_photos(tmp_path / "photos")
     first = train(photos, tmp_path / "first")
     again = train(photos, tmp_path / "again", init=first, arch="v1", width=8, lr=1e-12,
@@ -143,6 +143,9 @@ def test_init_starts_from_weights(tmp_path: Path) -> None:
     assert (state["arch"], state["width"], state["loss"]) == ("pconv", 4, "log-mse")
     a, b = (torch.load(p, weights_only=True)["state_dict"] for p in (first, again))
     assert all(torch.equal(a[k], b[k]) for k in a)  # 1e-12 × one step vanishes in fp16
+    assert not caplog.records
+    train(photos, tmp_path / "first", init=again, steps=2)  # resumes: --init is not used
+    assert "--init" in caplog.text and "is not used" in caplog.text
     with pytest.raises(NPSError, match="not a content-network weights file"):
         train(photos, tmp_path / "bad", init=photos / "00.png")
 

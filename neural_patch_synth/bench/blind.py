@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from neural_patch_synth.errors import NPSError
 
 from .datasets import Case, seeded_rng
-from .sheets import load_fill, look_sheet, output_path
+from .sheets import load_fill, look_sheet, output_path, save_picture
 
 KEY, ANSWERS, FOLDER = "blind-key.json", "blind-answers.md", "blind"
 CHOICES = ("left", "right", "tie")
@@ -127,7 +127,8 @@ def write_blind(out: Path, cases: Sequence[Case], pair: tuple[str, str],
                                       dynamic_ncols=True):
         image, mask = case.load()
         fills = [(side, load_fill(out, case, entry[side])) for side in ("left", "right")]
-        look_sheet(image, mask, fills, f"case {number}").save(folder / f"case-{number}.png")
+        save_picture(look_sheet(image, mask, fills, f"case {number}"),
+                     folder / f"case-{number}.png")
     key_path.write_text(json.dumps(key, indent=1) + "\n")
     if not answers_path.exists():
         answers_path.write_text(template(key))

@@ -29,7 +29,7 @@ from PIL import Image
 
 from neural_patch_synth.bench.datasets import CATEGORIES, data_root
 from neural_patch_synth.bench.metrics import sharpness_ratio
-from neural_patch_synth.bench.sheets import checkered, grid, labelled
+from neural_patch_synth.bench.sheets import checkered, grid, labelled, save_picture
 from neural_patch_synth.errors import NPSError
 from neural_patch_synth.masks import centre_square_mask, random_mask
 from neural_patch_synth.prior import shipped_weights
@@ -148,10 +148,7 @@ def write_sheet(path: Path, fills: dict[str, Fill], images: torch.Tensor,
         panels.append(panel(checkered(png(images[i]), masks[i, 0].numpy() > 0.5), "input"))
         panels += [panel(png(out[i]), name) for name, out in outs.items()]
         panels.append(panel(png(images[i]), "truth"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    grid(panels, 2 * (len(fills) + 2)).save(tmp, quality=85)
-    tmp.replace(path)
+    save_picture(grid(panels, 2 * (len(fills) + 2)), path)
 
 
 def parse_weights(specs: list[str]) -> dict[str, Path]:

@@ -21,7 +21,7 @@ from neural_patch_synth.bench.datasets import data_root
 from neural_patch_synth.bench.methods import configure_nps
 from neural_patch_synth.bench.metrics import hole_metrics
 from neural_patch_synth.bench.run import select_methods, vgg_weights
-from neural_patch_synth.bench.sheets import look_sheet
+from neural_patch_synth.bench.sheets import look_sheet, save_picture
 from neural_patch_synth.cli import box_mask
 
 PHOTO = "kodim08.png"
@@ -57,8 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|" + "---|" * len(MEASURES))
     print("\n".join(rows))
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    look_sheet(image, mask, fills, f"input {PHOTO}").save(out, quality=85)
+    save_picture(look_sheet(image, mask, fills, f"input {PHOTO}"), out)
     print(f"wrote {out}")
 
 

@@ -177,10 +177,7 @@ def fill_row(m: Method, case: Case, image: np.ndarray, mask: np.ndarray, cuda: b
         return {**row, "error": f"{type(err).__name__}: {err}"}
     result = np.where(mask[..., None], result, image)
     if keep is not None:
-        keep.parent.mkdir(parents=True, exist_ok=True)
-        from PIL import Image
-
-        Image.fromarray(result).save(keep)
+        sheets.save_picture(result, keep)
     scores = {k: None if math.isnan(v) else v for k, v in hole_metrics(result, image, mask).items()}
     return {**row, **scores, "seconds": seconds, "peak_mb": peak}
 

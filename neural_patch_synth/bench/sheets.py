@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from neural_patch_synth.io import Photo, save_image
+
 from .datasets import Case
 
 PANEL = 256
@@ -34,6 +36,16 @@ FONT_SIZE = 14
 def output_path(out: Path, case: Case, method: str) -> Path:
     """Where the filled image of ``case`` by ``method`` is kept."""
     return out / "outputs" / case.dataset / f"{case.image_id}-{case.mask_id}" / f"{method}.png"
+
+
+def save_picture(picture: Image.Image | np.ndarray, path: Path) -> None:
+    """Write ``picture`` (an RGB image or ``(H, W, 3)`` uint8) to ``path``, its folder made as
+    needed, through :func:`~neural_patch_synth.io.save_image`: a temporary file renamed into
+    place, so an interrupted run never leaves half a picture; PNG lossless, JPEG at
+    :data:`~neural_patch_synth.io.JPEG_QUALITY`."""
+    pixels = np.asarray(picture.convert("RGB") if isinstance(picture, Image.Image) else picture)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(path, Photo(np.ascontiguousarray(pixels)), overwrite=True)
 
 
 def load_fill(out: Path, case: Case, method: str) -> np.ndarray | None:
@@ -123,8 +135,7 @@ def write_look(out: Path, case: Case, methods: Sequence[str]) -> Path | None:
         return None
     image, mask = case.load()
     path = look_path(out, case)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    look_sheet(image, mask, fills, f"input {case.image_id}").save(path)
+    save_picture(look_sheet(image, mask, fills, f"input {case.image_id}"), path)
     return path
 
 
@@ -144,6 +155,5 @@ def write_picture(path: Path, case: Case, out: Path, methods: Sequence[str]) -> 
         return False
     shown = np.where(mask[..., None], 255, image).astype(np.uint8)
     sheet = grid([_thumb(shown, "input"), *fills, _thumb(image, "ground truth")], COLUMNS)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path, optimize=True)
+    save_picture(sheet, path)
     return True

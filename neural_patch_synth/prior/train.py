@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import random
 import signal
@@ -36,6 +37,7 @@ from ..masks import centre_square_mask, random_training_mask
 from .layers import SIZE, Predictor
 from .network import arch_name, architecture, build, load_weights, save_weights
 
+logger = logging.getLogger(__name__)
 VAL_IMAGES = 200
 """Size of the fixed validation subset."""
 OUTSIDE_WEIGHT = 0.1
@@ -279,6 +281,9 @@ def train_content(data: str | os.PathLike, out: str | os.PathLike, *,
             arch, width, loss = ckpt["arch"], ckpt["width"], ckpt.get("loss", "l1")
         except (OSError, RuntimeError, KeyError) as err:
             raise NPSError(f"unreadable checkpoint {ckpt_path}: {err}") from err
+    if ckpt is not None and init is not None:
+        logger.warning("resuming from %s at step %d: --init %s is not used (another --out starts "
+                    "afresh from it)", ckpt_path, ckpt["step"], init)
     if ckpt is None and init is not None:
         model = load_weights(Path(init), dev)
         arch, width = arch_name(model), model.width
