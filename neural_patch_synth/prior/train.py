@@ -38,6 +38,7 @@ from .layers import SIZE, Predictor
 from .network import arch_name, architecture, build, load_weights, save_weights
 
 logger = logging.getLogger(__name__)
+
 VAL_IMAGES = 200
 """Size of the fixed validation subset."""
 OUTSIDE_WEIGHT = 0.1
@@ -282,8 +283,8 @@ def train_content(data: str | os.PathLike, out: str | os.PathLike, *,
         except (OSError, RuntimeError, KeyError) as err:
             raise NPSError(f"unreadable checkpoint {ckpt_path}: {err}") from err
     if ckpt is not None and init is not None:
-        logger.warning("resuming from %s at step %d: --init %s is not used (another --out starts "
-                    "afresh from it)", ckpt_path, ckpt["step"], init)
+        logger.warning("resuming from %s at step %d: --init %s is not used (another --out "
+                       "starts afresh from it)", ckpt_path, ckpt["step"], init)
     if ckpt is None and init is not None:
         model = load_weights(Path(init), dev)
         arch, width = arch_name(model), model.width
