@@ -583,23 +583,37 @@ def save_image(path: str | os.PathLike, photo: Photo, overwrite: bool = False,
                tag: str = "") -> None:
     """Write ``photo`` atomically; the format follows the extension.
 
-    An existing file is an error unless ``overwrite``; a replaced file keeps its permissions, a
-    new one gets those the umask leaves (0644 under umask 022). Kept from ``photo.info``:
-    EXIF, resolution (DPI), the colour profile, 16 bits per channel in PNG and TIFF (other
-    formats get 8, with a warning), and, from a TIFF source, the TIFF compression and predictor.
+    An existing file is an error unless ``overwrite``; it is replaced through
+    :func:`replace_file` (permissions kept; a new file gets those the umask leaves). Kept from
+    ``photo.info``: EXIF, resolution (DPI), the colour profile, 16 bits per channel in PNG and
+    TIFF (other formats get 8, with a warning), and, from a TIFF source, the TIFF compression
+    and predictor.
     WebP is lossless when the source was lossless (lossless WebP, PNG, TIFF, BMP). JPEG and
     lossy WebP are written at quality :data:`JPEG_QUALITY`, JPEG in 4:4:4. ``tag`` goes into
     the temporary file's name (:func:`part_prefix`).
     """
     path = Path(path)
     fmt = output_format(path)
-    exists = path.exists()
-    if exists and not overwrite:
+    if path.exists() and not overwrite:
         raise NPSError(f"output exists (use --overwrite to replace it): {path}")
     if not path.parent.is_dir():
         raise NPSError(f"output folder does not exist: {path.parent}")
-    write = _encoder(photo, fmt, path)
-    mode = stat.S_IMODE(path.stat().st_mode) if exists else 0o666 & ~_umask()
+    replace_file(path, _encoder(photo, fmt, path), tag)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path``, replacing any file there atomically
+    (:func:`replace_file`)."""
+    replace_file(Path(path), lambda f: f.write(text.encode()))
+
+
+def replace_file(path: Path, write: Callable[[BinaryIO], object], tag: str = "") -> None:
+    """Put what ``write`` writes into a temporary file beside ``path``, then rename it to
+    ``path``: a reader sees the old file or the new one, never half of one, and a failed
+    write leaves no temporary file. A replaced file keeps its permissions, a new one gets
+    those the umask leaves. ``tag`` goes into the temporary file's name (:func:`part_prefix`).
+    NPSError if it cannot be written."""
+    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o666 & ~_umask()
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=part_prefix(path, tag), suffix=PART_SUFFIX,

@@ -18,6 +18,7 @@ from neural_patch_synth.io import (
     mask_from_array,
     parse_size,
     save_image,
+    write_text,
 )
 from neural_patch_synth.io16 import write_png16, write_tiff16
 
@@ -100,6 +101,26 @@ def test_save_is_atomic_and_refuses_overwrite(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["o.jpg"]  # no temp files left
     with pytest.raises(NPSError, match="unknown output extension"):
         save_image(tmp_path / "o.xyz", photo)
+
+
+def test_write_text_replaces_whole_or_not_at_all(tmp_path, monkeypatch):
+    out = tmp_path / "summary.md"
+    write_text(out, "first\n")
+    out.chmod(0o640)
+    write_text(out, "second ✓\n")
+    assert out.read_text() == "second ✓\n"
+    assert out.stat().st_mode & 0o777 == 0o640  # a replaced file keeps its own
+    real_fsync = os.fsync
+
+    def full_disk(fd):
+        real_fsync(fd)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(NPSError, match="No space left"):
+        write_text(out, "third\n")
+    assert out.read_text() == "second ✓\n"  # the old file is whole
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.md"]  # no temporary file left
 
 
 def test_jpeg_saved_mask_keeps_its_holes(tmp_path):

@@ -28,6 +28,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from neural_patch_synth.errors import NPSError
+from neural_patch_synth.io import write_text
 
 from .datasets import Case, seeded_rng
 from .sheets import load_fill, look_sheet, output_path, save_picture
@@ -129,9 +130,9 @@ def write_blind(out: Path, cases: Sequence[Case], pair: tuple[str, str],
         fills = [(side, load_fill(out, case, entry[side])) for side in ("left", "right")]
         save_picture(look_sheet(image, mask, fills, f"case {number}"),
                      folder / f"case-{number}.png")
-    key_path.write_text(json.dumps(key, indent=1) + "\n")
+    write_text(key_path, json.dumps(key, indent=1) + "\n")
     if not answers_path.exists():
-        answers_path.write_text(template(key))
+        write_text(answers_path, template(key))
     return key
 
 

@@ -31,6 +31,7 @@ from neural_patch_synth.bench.datasets import CATEGORIES, data_root
 from neural_patch_synth.bench.metrics import sharpness_ratio
 from neural_patch_synth.bench.sheets import checkered, grid, labelled, save_picture
 from neural_patch_synth.errors import NPSError
+from neural_patch_synth.io import write_text
 from neural_patch_synth.masks import centre_square_mask, random_mask
 from neural_patch_synth.prior import shipped_weights
 from neural_patch_synth.prior.layers import SIZE, mean_fill
@@ -224,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
               + "\n")
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2) + "\n")
+    write_text(out, json.dumps(record, indent=2) + "\n")
     print(f"wrote {out}")
     return 0
 

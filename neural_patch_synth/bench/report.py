@@ -16,6 +16,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from neural_patch_synth.io import write_text
+
 from .datasets import CATEGORIES
 
 Row = dict[str, Any]
@@ -256,11 +258,11 @@ def write_summary(path: Path, meta: dict[str, Any], rows: list[Row], speed: list
     timing = speed_tables(speed)
     if timing:
         lines += ["", "## Speed"] + timing
-    path.write_text("\n".join(lines) + "\n")
+    write_text(path, "\n".join(lines) + "\n")
 
 
 def write_results(path: Path, meta: dict[str, Any], rows: list[Row], speed: list[Row]) -> None:
-    path.write_text(json.dumps({"meta": meta, "rows": rows, "speed": speed}, indent=1) + "\n")
+    write_text(path, json.dumps({"meta": meta, "rows": rows, "speed": speed}, indent=1) + "\n")
 
 
 def write_plot(path: Path, rows: list[Row], methods: Sequence[str]) -> bool:

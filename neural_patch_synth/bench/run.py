@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from neural_patch_synth.api import resolve_device
 from neural_patch_synth.config import InpaintConfig
 from neural_patch_synth.errors import NPSError
+from neural_patch_synth.io import write_text
 
 from . import blind as blind_mod
 from . import datasets, report, scaling, sheets
@@ -278,7 +279,7 @@ def check_run(out: Path, setup: dict[str, Any]) -> None:
                            "use another --out or delete it")
     else:
         out.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(setup) + "\n")
+        write_text(path, json.dumps(setup) + "\n")
 
 
 def write_sheets(out: Path, cases: Sequence[Case], pictures: Sequence[Case],

@@ -30,7 +30,7 @@ from neural_patch_synth.bench import meter
 from neural_patch_synth.bench.datasets import centre_hole, data_root, square_hole
 from neural_patch_synth.bench.metrics import hole_psnr
 from neural_patch_synth.errors import NPSError
-from neural_patch_synth.io import parse_size
+from neural_patch_synth.io import parse_size, write_text
 
 
 class Clock:
@@ -142,7 +142,7 @@ def main() -> None:
     for key, value in result.items():
         print(f"{key:>22}: {value:.2f}" if isinstance(value, float) else f"{key:>22}: {value}")
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+        write_text(args.json, json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
