@@ -351,7 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="network: pconv (partial-convolution U-Net, the default), attention "
                         "(contextual attention) or v1 (the first Context-Encoder-style net)")
     p.add_argument("--width", type=int,
-                   help="channels of the first network level (default: the shipped model's)")
+                   help="channels of the first network level (default: the shipped model's); "
+                        "with --init, a larger width widens a pconv network")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train_content)
 

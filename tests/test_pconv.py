@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from neural_patch_synth.prior.pconv import PartialConv2d, PConvUNet
@@ -61,3 +62,24 @@ def test_unet_ignores_hole_values_and_handles_border_holes() -> None:
         a, b = net(image, mask), net(other, mask)
     assert torch.equal(a, b)
     assert a.shape == (2, 3, 128, 128) and torch.isfinite(a).all()
+
+
+def test_widened_network_computes_the_same_and_learns_in_its_new_channels() -> None:
+    torch.manual_seed(0)
+    net = PConvUNet(width=4)
+    with torch.no_grad():
+        for param in net.parameters():  # biases too, so every layer is tested
+            param.add_(0.1 * torch.randn_like(param))
+    wide = net.widened(6)
+    assert wide.width == 6 and sum(p.numel() for p in wide.parameters()) > sum(
+        p.numel() for p in net.parameters())
+    image = torch.rand(2, 3, 128, 128)
+    mask = (1 - hole_mask(128, slice(30, 90), slice(20, 70))).expand(2, -1, -1, -1).clone()
+    mask[1, :, :, :40] = 1
+    out = wide(image, mask)
+    assert torch.allclose(out, net(image, mask), atol=1e-6)
+    out.square().mean().backward()  # the new channels' outgoing weights get a gradient
+    assert wide.dec[-1].conv.weight.grad[:, 4:6].abs().sum() > 0
+    assert wide.widened(6).width == 6
+    with pytest.raises(ValueError, match="cannot narrow"):
+        wide.widened(4)

@@ -137,8 +137,8 @@ def test_log_mse_loss_is_the_mean_negative_hole_psnr() -> None:
 def test_init_starts_from_weights(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     photos = write_photos(tmp_path / "photos")
     first = train(photos, tmp_path / "first")
-    again = train(photos, tmp_path / "again", init=first, arch="v1", width=8, lr=1e-12,
-                  steps=1, loss="log-mse")
+    again = train(photos, tmp_path / "again", init=first, arch="v1", lr=1e-12, steps=1,
+                  loss="log-mse")  # the file's architecture replaces arch
     state = checkpoint_state(tmp_path / "again")
     assert (state["arch"], state["width"], state["loss"]) == ("pconv", 4, "log-mse")
     a, b = (torch.load(p, weights_only=True)["state_dict"] for p in (first, again))
@@ -148,6 +148,24 @@ def test_init_starts_from_weights(tmp_path: Path, caplog: pytest.LogCaptureFixtu
     assert "--init" in caplog.text and "is not used" in caplog.text
     with pytest.raises(NPSError, match="not a content-network weights file"):
         train(photos, tmp_path / "bad", init=photos / "00.png")
+
+
+def test_init_with_a_larger_width_widens_and_starts_from_the_same_function(
+        tmp_path: Path) -> None:
+    photos = write_photos(tmp_path / "photos")
+    first = train(photos, tmp_path / "first")
+    wide = train(photos, tmp_path / "wide", init=first, width=6, lr=1e-12, steps=1)
+    assert checkpoint_state(tmp_path / "wide")["width"] == 6
+    image, mask = torch.rand(2, 3, 128, 128), torch.zeros(2, 1, 128, 128)
+    mask[..., 40:90, 30:100] = 1
+    a, b = (NetworkPrior.from_file(p, torch.device("cpu")).model(image, mask)
+            for p in (first, wide))
+    assert torch.allclose(a, b, atol=1e-6)
+    with pytest.raises(NPSError, match="only a pconv network can be widened"):
+        train(photos, tmp_path / "narrow", init=first, width=2)
+    v1 = train(photos, tmp_path / "v1", arch="v1", steps=1)
+    with pytest.raises(NPSError, match="only a pconv network can be widened"):
+        train(photos, tmp_path / "v1-wide", init=v1, width=6)
 
 
 def test_bad_input(tmp_path: Path) -> None:
@@ -161,6 +179,8 @@ def test_bad_input(tmp_path: Path) -> None:
         train(photos, tmp_path / "out", val_data=str(tmp_path / "nope"))
     with pytest.raises(NPSError):
         train(photos, tmp_path / "out", steps=0)
+    with pytest.raises(NPSError, match="width"):
+        train(photos, tmp_path / "out", width=0)
     with pytest.raises(NPSError, match="unknown loss 'l2'"):
         train(photos, tmp_path / "out", loss="l2")
     with pytest.raises(NPSError, match="unknown device 'gpu'"):

@@ -41,6 +41,18 @@ class PartialConv2d(nn.Module):
         return out * new_valid, new_valid
 
 
+def layout(width: int) -> list[tuple[tuple[int, ...], int, int, int]]:
+    """Every layer of :class:`PConvUNet` at ``width``, encoder then decoder: its input channel
+    groups (the decoder concatenates the upsampled level below and the encoder feature of the
+    same level), output channels, kernel size and stride."""
+    chans = [3, width, 2 * width, 4 * width, 4 * width, 4 * width, 4 * width]
+    outs = [3, width, width, 2 * width, 4 * width, 4 * width]  # decoder output per level
+    enc = [((chans[i],), chans[i + 1], 5 if i == 0 else 3, 2) for i in range(6)]
+    dec = [((chans[6] if i == 5 else outs[i + 1], chans[i]), outs[i], 3, 1)
+           for i in range(5, -1, -1)]
+    return enc + dec
+
+
 class PConvUNet(Predictor):
     """Partial-convolution U-Net over ``(B, 3, 128, 128)`` images and hole masks.
 
@@ -54,13 +66,34 @@ class PConvUNet(Predictor):
     def __init__(self, width: int = 32) -> None:
         super().__init__()
         self.width = width
-        chans = [3, width, 2 * width, 4 * width, 4 * width, 4 * width, 4 * width]
-        self.enc = nn.ModuleList(PartialConv2d(chans[i], chans[i + 1], 5 if i == 0 else 3, 2)
-                                 for i in range(6))
-        outs = [3, width, width, 2 * width, 4 * width, 4 * width]  # decoder output per level
-        self.dec = nn.ModuleList(PartialConv2d((chans[6] if i == 5 else outs[i + 1])
-                                               + chans[i], outs[i])
-                                 for i in range(5, -1, -1))
+        convs = [PartialConv2d(sum(groups), cout, k, stride)
+                 for groups, cout, k, stride in layout(width)]
+        self.enc = nn.ModuleList(convs[:6])
+        self.dec = nn.ModuleList(convs[6:])
+
+    def widened(self, width: int) -> PConvUNet:
+        """A copy with ``width`` ≥ ``self.width`` channels that computes exactly what this
+        network does: the old weights in place, the new channels' incoming weights freshly
+        initialised (torch's global generator) and their outgoing weights zero, so training
+        starts from this network's function and grows into the new channels."""
+        if width < self.width:
+            raise ValueError(f"cannot narrow a width-{self.width} network to {width}")
+        wide = PConvUNet(width)
+        olds = [*self.enc, *self.dec]
+        news = [*wide.enc, *wide.dec]
+        with torch.no_grad():
+            for old, new, (groups, cout, _, _), (wide_groups, _, _, _) in zip(
+                    olds, news, layout(self.width), layout(width), strict=True):
+                starts = [sum(wide_groups[:i]) for i in range(len(groups))]
+                kept = torch.cat([torch.arange(s, s + g) for s, g in zip(starts, groups,
+                                                                         strict=True)])
+                weight = torch.zeros_like(new.conv.weight)
+                weight[cout:, kept] = new.conv.weight[cout:, kept]  # new channels: fresh
+                weight[:cout, kept] = old.conv.weight
+                new.conv.weight.copy_(weight)
+                new.bias.zero_()
+                new.bias[:cout] = old.bias
+        return wide
 
     def stages(self, image: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
         """``image``: ``(B, 3, 128, 128)`` in ``[0, 1]`` (hole values ignored); ``mask``:

@@ -4,12 +4,13 @@ Random flips of the training photos (cached at 128²: shorter side resized, cent
 holes mixed by :func:`~neural_patch_synth.masks.random_training_mask` (centre squares, random
 blocks, irregular strokes of every area category, holes touching the border); loss = a hole term
 (L1, or the per-image log of the hole MSE: :data:`LOSSES`) + a little L1 outside, summed over
-the network's stages; ``--init`` starts from trained weights (fine-tuning); Adam, learning rate
-decayed linearly over the last 30 % of the steps. Photos are decoded once into a uint8 ``.npy``
-cache in the run folder. A checkpoint (model, optimiser, step, every RNG state) is written every
-``--val-every`` steps, at the end, on ``--max-minutes`` expiry and on Ctrl-C / SIGTERM (after
-the current step); rerunning the same command continues exactly where it stopped.
-``OUT/content_net.pt`` (fp16 weights) is exported whenever training stops.
+the network's stages; ``--init`` starts from trained weights (fine-tuning; a larger ``--width``
+widens them first); Adam, learning rate decayed linearly over the last 30 % of the steps. Photos
+are decoded once into a uint8 ``.npy`` cache in the run folder. A checkpoint (model, optimiser,
+step, every RNG state) is written every ``--val-every`` steps, at the end, on ``--max-minutes``
+expiry and on Ctrl-C / SIGTERM (after the current step); rerunning the same command continues
+exactly where it stopped. ``OUT/content_net.pt`` (fp16 weights) is exported whenever training
+stops.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from ..io import IMAGE_EXTENSIONS, load_image, to_8bit
 from ..masks import centre_square_mask, random_training_mask
 from .layers import SIZE, Predictor
 from .network import arch_name, architecture, build, load_weights, save_weights
+from .pconv import PConvUNet
 
 logger = logging.getLogger(__name__)
 
@@ -241,7 +243,7 @@ def deferred_interrupts() -> Iterator[list[int]]:
 
 def train_content(data: str | os.PathLike, out: str | os.PathLike, *,
                   val_data: str | os.PathLike | None = None, arch: str = DEFAULT_ARCH,
-                  width: int = DEFAULT_WIDTH, steps: int = DEFAULT_STEPS, batch_size: int = 16,
+                  width: int | None = None, steps: int = DEFAULT_STEPS, batch_size: int = 16,
                   lr: float = 5e-4, loss: str = "l1", init: str | os.PathLike | None = None,
                   val_every: int = 250, max_minutes: float | None = None,
                   device: str = "auto", seed: int = 0, quiet: bool = False) -> Path:
@@ -249,15 +251,18 @@ def train_content(data: str | os.PathLike, out: str | os.PathLike, *,
     weights (``out/content_net.pt``).
 
     ``out`` is the run folder (checkpoint, log, photo cache); ``val_data`` a folder of
-    validation photos; ``arch`` one of :data:`~.network.ARCHITECTURES` and ``width`` its size;
-    ``steps`` the total optimisation steps; ``loss`` the hole term (:data:`LOSSES`); ``init`` a
-    weights file to start from (its architecture and width replace ``arch`` and ``width``; the
-    optimiser starts afresh); ``val_every`` the steps between validations and checkpoints;
+    validation photos; ``arch`` one of :data:`~.network.ARCHITECTURES` and ``width`` its size
+    (None: :data:`DEFAULT_WIDTH`); ``steps`` the total optimisation steps; ``loss`` the hole
+    term (:data:`LOSSES`); ``init`` a weights file to start from (its architecture replaces
+    ``arch``; the optimiser starts afresh), and a ``width`` above the file's widens a ``pconv``
+    network first (:meth:`~.pconv.PConvUNet.widened`: it starts computing exactly what the file
+    does); ``val_every`` the steps between validations and checkpoints;
     ``max_minutes`` stops early with a checkpoint (rerun to resume). A resumed run keeps the
     architecture, width and loss of its checkpoint. The model card's recipe reproduces the
     shipped model.
     """
-    if steps < 1 or batch_size < 1 or val_every < 1 or width < 1 or not lr > 0:
+    if (steps < 1 or batch_size < 1 or val_every < 1 or (width is not None and width < 1)
+            or not lr > 0):
         raise NPSError("steps, batch size, validation interval, width and learning rate must "
                        "be positive")
     if loss not in LOSSES:
@@ -268,7 +273,6 @@ def train_content(data: str | os.PathLike, out: str | os.PathLike, *,
     out.mkdir(parents=True, exist_ok=True)
     files = image_files(data)
     val_images = validation_set(val_data) if val_data else None
-    photos = photo_cache(files, out, quiet)
 
     ckpt_path, log_path = out / "checkpoint.pt", out / "log.jsonl"
     random.seed(seed)
@@ -287,9 +291,18 @@ def train_content(data: str | os.PathLike, out: str | os.PathLike, *,
                        "starts afresh from it)", ckpt_path, ckpt["step"], init)
     if ckpt is None and init is not None:
         model = load_weights(Path(init), dev)
-        arch, width = arch_name(model), model.width
+        arch = arch_name(model)
+        if width is not None and width != model.width:
+            if not isinstance(model, PConvUNet) or width < model.width:
+                raise NPSError(f"--width {width} with --init: only a pconv network can be "
+                               f"widened, not narrowed ({init} is a width-{model.width} {arch} "
+                               "network)")
+            model = model.widened(width).to(dev)
+        width = model.width
     else:
+        width = DEFAULT_WIDTH if width is None else width
         model = build(arch, width).to(dev)
+    photos = photo_cache(files, out, quiet)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     if ckpt is not None:
         try:
