@@ -212,7 +212,7 @@ def cmd_train_content(args: argparse.Namespace) -> int:
     from .prior.train import train_content
 
     names = ("val_data", "arch", "width", "steps", "batch_size", "lr", "loss", "init",
-             "val_every", "max_minutes", "device", "seed")
+             "val_every", "max_minutes", "cache", "device", "seed")
     given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     train_content(args.data, args.out, quiet=args.quiet, **given)
     return 0
@@ -345,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-every", type=int, help="validate every N steps (default 250)")
     p.add_argument("--max-minutes", type=float,
                    help="stop (with a checkpoint) after this many minutes; rerun to resume")
+    p.add_argument("--cache", metavar="DIR",
+                   help="folder of the decoded-photo cache (default: the run folder); runs "
+                        "that share one decode the photos once")
     p.add_argument("--device", help="auto (default: CUDA when available), cpu or cuda")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--arch",

@@ -208,9 +208,39 @@ def test_cli_unpacks_options(tmp_path: Path) -> None:
     photos = write_photos(tmp_path / "photos", count=2)
     assert main(["train-content", "--data", str(photos), "--out", str(tmp_path / "run"),
                  "--steps", "1", "--batch-size", "1", "--arch", "attention", "--width", "4",
-                 "--loss", "log-mse", "--device", "cpu", "-q"]) == 0
+                 "--loss", "log-mse", "--cache", str(tmp_path / "cache"), "--device", "cpu",
+                 "-q"]) == 0
     state = checkpoint_state(tmp_path / "run")
     assert (state["arch"], state["width"], state["loss"]) == ("attention", 4, "log-mse")
+    assert len(list((tmp_path / "cache").glob("photos-*.npy"))) == 1
+    assert not list((tmp_path / "run").glob("photos-*"))
+
+
+def test_runs_share_a_photo_cache_and_a_broken_build_leaves_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    photos = write_photos(tmp_path / "photos")
+    train(photos, tmp_path / "own")
+    shared = tmp_path / "shared"
+    train(photos, tmp_path / "a", cache=shared)
+    train(photos, tmp_path / "b", cache=shared, steps=2)
+    assert_same_run(tmp_path / "own", tmp_path / "a")  # the same photos, wherever cached
+    assert [p.name for p in shared.iterdir()] == [p.name for p in (tmp_path / "own").glob(
+        "photos-*.npy")]  # one cache, decoded once, no temporary file
+    assert not list((tmp_path / "b").glob("photos-*"))
+    real = train_mod.decode
+    calls = []
+
+    def failing(path: Path, side: int | None = 128):
+        if side is not None:  # building the cache (validation photos are read at full size)
+            calls.append(path)
+            if len(calls) == 3:
+                raise KeyboardInterrupt
+        return real(path, side)
+
+    monkeypatch.setattr(train_mod, "decode", failing)
+    with pytest.raises(KeyboardInterrupt):
+        train(photos, tmp_path / "c", cache=tmp_path / "broken")
+    assert list((tmp_path / "broken").iterdir()) == []
 
 
 def test_run_exports_weights_and_log(tmp_path: Path) -> None:

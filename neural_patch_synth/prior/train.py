@@ -6,11 +6,11 @@ blocks, irregular strokes of every area category, holes touching the border); lo
 (L1, or the per-image log of the hole MSE: :data:`LOSSES`) + a little L1 outside, summed over
 the network's stages; ``--init`` starts from trained weights (fine-tuning; a larger ``--width``
 widens them first); Adam, learning rate decayed linearly over the last 30 % of the steps. Photos
-are decoded once into a uint8 ``.npy`` cache in the run folder. A checkpoint (model, optimiser,
-step, every RNG state) is written every ``--val-every`` steps, at the end, on ``--max-minutes``
-expiry and on Ctrl-C / SIGTERM (after the current step); rerunning the same command continues
-exactly where it stopped. ``OUT/content_net.pt`` (fp16 weights) is exported whenever training
-stops.
+are decoded once into a uint8 ``.npy`` cache (in the run folder, or ``--cache``). A checkpoint
+(model, optimiser, step, every RNG state) is written every ``--val-every`` steps, at the end, on
+``--max-minutes`` expiry and on Ctrl-C / SIGTERM (after the current step); rerunning the same
+command continues exactly where it stopped. ``OUT/content_net.pt`` (fp16 weights) is exported
+whenever training stops.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import logging
 import os
 import random
 import signal
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -80,7 +81,9 @@ def decode(path: Path, side: int | None = SIZE) -> np.ndarray:
 def photo_cache(files: list[Path], cache_dir: Path, quiet: bool) -> np.ndarray:
     """``(N, 128, 128, 3)`` uint8 array of ``files``, memory-mapped from a ``.npy`` cache.
 
-    The cache is keyed by the file list (paths, sizes, mtimes) and built on first use.
+    The cache is keyed by the file list (paths, sizes, mtimes) and built on first use, in a
+    temporary file renamed into place: runs that share ``cache_dir`` decode the photos once,
+    and an interrupted build leaves nothing behind.
     """
     key = hashlib.sha1()
     for f in files:
@@ -88,13 +91,19 @@ def photo_cache(files: list[Path], cache_dir: Path, quiet: bool) -> np.ndarray:
         key.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     path = cache_dir / f"photos-{key.hexdigest()[:12]}.npy"
     if not path.exists():
-        data = np.lib.format.open_memmap(path.with_suffix(".tmp.npy"), mode="w+",
-                                         dtype=np.uint8, shape=(len(files), SIZE, SIZE, 3))
-        for i, f in enumerate(tqdm(files, desc="decoding photos", disable=quiet)):
-            data[i] = decode(f)
-        data.flush()
-        del data
-        os.replace(path.with_suffix(".tmp.npy"), path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".tmp.npy", dir=cache_dir)
+        os.close(fd)
+        try:
+            data = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
+                                             shape=(len(files), SIZE, SIZE, 3))
+            for i, f in enumerate(tqdm(files, desc="decoding photos", disable=quiet)):
+                data[i] = decode(f)
+            data.flush()
+            del data
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
     return np.load(path, mmap_mode="r")
 
 
@@ -246,7 +255,8 @@ def train_content(data: str | os.PathLike, out: str | os.PathLike, *,
                   width: int | None = None, steps: int = DEFAULT_STEPS, batch_size: int = 16,
                   lr: float = 5e-4, loss: str = "l1", init: str | os.PathLike | None = None,
                   val_every: int = 250, max_minutes: float | None = None,
-                  device: str = "auto", seed: int = 0, quiet: bool = False) -> Path:
+                  cache: str | os.PathLike | None = None, device: str = "auto", seed: int = 0,
+                  quiet: bool = False) -> Path:
     """Train (or resume) a content network on the photos in ``data``; returns the exported
     weights (``out/content_net.pt``).
 
@@ -257,7 +267,8 @@ def train_content(data: str | os.PathLike, out: str | os.PathLike, *,
     ``arch``; the optimiser starts afresh), and a ``width`` above the file's widens a ``pconv``
     network first (:meth:`~.pconv.PConvUNet.widened`: it starts computing exactly what the file
     does); ``val_every`` the steps between validations and checkpoints;
-    ``max_minutes`` stops early with a checkpoint (rerun to resume). A resumed run keeps the
+    ``max_minutes`` stops early with a checkpoint (rerun to resume); ``cache`` the folder of
+    the decoded-photo cache (default ``out``; runs may share one). A resumed run keeps the
     architecture, width and loss of its checkpoint. The model card's recipe reproduces the
     shipped model.
     """
@@ -302,7 +313,12 @@ def train_content(data: str | os.PathLike, out: str | os.PathLike, *,
     else:
         width = DEFAULT_WIDTH if width is None else width
         model = build(arch, width).to(dev)
-    photos = photo_cache(files, out, quiet)
+    cache_dir = out if cache is None else Path(cache)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise NPSError(f"cannot make the photo cache folder {cache_dir}: {err}") from None
+    photos = photo_cache(files, cache_dir, quiet)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     if ckpt is not None:
         try:
