@@ -21,8 +21,8 @@ import logging
 import os
 import random
 import signal
-import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -91,8 +91,7 @@ def photo_cache(files: list[Path], cache_dir: Path, quiet: bool) -> np.ndarray:
         key.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     path = cache_dir / f"photos-{key.hexdigest()[:12]}.npy"
     if not path.exists():
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".tmp.npy", dir=cache_dir)
-        os.close(fd)
+        tmp = cache_dir / f".{path.stem}-{uuid.uuid4().hex[:8]}.tmp.npy"  # umask permissions
         try:
             data = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
                                              shape=(len(files), SIZE, SIZE, 3))
@@ -102,8 +101,7 @@ def photo_cache(files: list[Path], cache_dir: Path, quiet: bool) -> np.ndarray:
             del data
             os.replace(tmp, path)
         finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            tmp.unlink(missing_ok=True)
     return np.load(path, mmap_mode="r")
 
 
