@@ -22,10 +22,10 @@ import os
 import random
 import signal
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from ..api import resolve_device
 from ..errors import NPSError
-from ..io import IMAGE_EXTENSIONS, load_image, to_8bit
+from ..io import IMAGE_EXTENSIONS, load_image, replace_file, to_8bit
 from ..masks import centre_square_mask, random_training_mask
 from .layers import SIZE, Predictor
 from .network import arch_name, architecture, build, load_weights, save_weights
@@ -81,9 +81,9 @@ def decode(path: Path, side: int | None = SIZE) -> np.ndarray:
 def photo_cache(files: list[Path], cache_dir: Path, quiet: bool) -> np.ndarray:
     """``(N, 128, 128, 3)`` uint8 array of ``files``, memory-mapped from a ``.npy`` cache.
 
-    The cache is keyed by the file list (paths, sizes, mtimes) and built on first use, in a
-    temporary file renamed into place: runs that share ``cache_dir`` decode the photos once,
-    and an interrupted build leaves nothing behind.
+    The cache is keyed by the file list (paths, sizes, mtimes) and built on first use through
+    :func:`~neural_patch_synth.io.replace_file` (a temporary file renamed into place): runs that
+    share ``cache_dir`` decode the photos once, and an interrupted build leaves nothing behind.
     """
     key = hashlib.sha1()
     for f in files:
@@ -91,17 +91,13 @@ def photo_cache(files: list[Path], cache_dir: Path, quiet: bool) -> np.ndarray:
         key.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     path = cache_dir / f"photos-{key.hexdigest()[:12]}.npy"
     if not path.exists():
-        tmp = cache_dir / f".{path.stem}-{uuid.uuid4().hex[:8]}.tmp.npy"  # umask permissions
-        try:
-            data = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
-                                             shape=(len(files), SIZE, SIZE, 3))
-            for i, f in enumerate(tqdm(files, desc="decoding photos", disable=quiet)):
-                data[i] = decode(f)
-            data.flush()
-            del data
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        def write(out: BinaryIO) -> None:
+            header = {"descr": "|u1", "fortran_order": False, "shape": (len(files), SIZE, SIZE, 3)}
+            np.lib.format.write_array_header_1_0(out, header)
+            for f in tqdm(files, desc="decoding photos", disable=quiet):
+                out.write(decode(f).astype(np.uint8).reshape(SIZE, SIZE, 3).tobytes())
+
+        replace_file(path, write)
     return np.load(path, mmap_mode="r")
 
 
