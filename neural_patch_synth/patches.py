@@ -90,20 +90,36 @@ def _search_torch(queries: torch.Tensor, keys: torch.Tensor, k: int) -> torch.Te
     return torch.cat(out)
 
 
-def _search_faiss(queries: torch.Tensor, keys: torch.Tensor, k: int) -> torch.Tensor:
-    q = queries.detach().float().contiguous()
-    x = keys.detach().float().contiguous()
-    if q.is_cuda and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0:
-        importlib.import_module("faiss.contrib.torch_utils")  # faiss takes CUDA tensors
-        res = faiss.StandardGpuResources()
-        index = faiss.GpuIndexFlatIP(res, x.shape[1])
-        index.add(x)
-        _, idx = index.search(q, k)
-        return idx.long()
-    index = faiss.IndexFlatIP(x.shape[1])
-    index.add(x.cpu().numpy())
-    _, idx = index.search(q.cpu().numpy(), k)
-    return torch.from_numpy(idx).long().to(queries.device)
+def _faiss_on_gpu() -> bool:
+    """Whether faiss is installed with GPU support and sees a GPU."""
+    return (faiss is not None and hasattr(faiss, "StandardGpuResources")
+            and faiss.get_num_gpus() > 0)
+
+
+class _FaissIndex:
+    """Exact inner-product faiss index over ``keys`` ``(M, D)``, built once and searched many
+    times; on the GPU when the keys live on CUDA and faiss has GPU support."""
+
+    def __init__(self, keys: torch.Tensor) -> None:
+        x = keys.detach().float().contiguous()
+        self.device = keys.device
+        self.gpu = x.is_cuda and _faiss_on_gpu()
+        if self.gpu:
+            importlib.import_module("faiss.contrib.torch_utils")  # faiss takes CUDA tensors
+            self.resources = faiss.StandardGpuResources()
+            self.index = faiss.GpuIndexFlatIP(self.resources, x.shape[1])
+            self.index.add(x)
+        else:
+            self.index = faiss.IndexFlatIP(x.shape[1])
+            self.index.add(x.cpu().numpy())
+
+    def __call__(self, queries: torch.Tensor, k: int) -> torch.Tensor:
+        """``queries`` ``(N, D)`` → ``(N, k)`` long indices of the largest inner products."""
+        q = queries.detach().float().contiguous()
+        if self.gpu:
+            return self.index.search(q, k)[1].long()
+        _, idx = self.index.search(q.cpu().numpy(), k)
+        return torch.from_numpy(idx).long().to(self.device)
 
 
 def pca_basis(keys: torch.Tensor, dim: int) -> torch.Tensor:
@@ -120,8 +136,9 @@ class PatchIndex:
     """Nearest-patch index over fixed keys, searched many times as the hole changes.
 
     ``keys``: ``(M, D)`` search vectors (see :func:`search_vectors`; L2-normalised for
-    normalised cross-correlation). ``backend``: ``"auto"`` (faiss
-    when importable), ``"faiss"`` or ``"torch"``. ``pca_dim``: search a short list of
+    normalised cross-correlation). ``backend``: ``"auto"`` (faiss when importable,
+    unless the keys live on CUDA and faiss has no GPU support: then torch, the fast path on a
+    GPU), ``"faiss"`` or ``"torch"``. ``pca_dim``: search a short list of
     :data:`RERANK` candidates in that many principal components, then re-rank it exactly.
     """
 
@@ -130,7 +147,8 @@ class PatchIndex:
             raise NPSError("no known patches to copy texture from: the hole leaves too little "
                            "context")
         if backend == "auto":
-            backend = "faiss" if faiss is not None else "torch"
+            usable = faiss is not None and (not keys.is_cuda or _faiss_on_gpu())
+            backend = "faiss" if usable else "torch"
         if backend == "faiss" and faiss is None:
             raise NPSError("faiss is not installed (pip install faiss-cpu, or faiss-gpu)")
         self.keys = keys
@@ -139,17 +157,23 @@ class PatchIndex:
         if pca_dim is not None and pca_dim < keys.shape[1]:
             self.basis = pca_basis(keys, pca_dim)
         self._reduced = keys if self.basis is None else keys @ self.basis
+        self._faiss = _FaissIndex(self._reduced) if backend == "faiss" else None  # built once
 
     def search(self, queries: torch.Tensor) -> torch.Tensor:
         """``queries``: ``(N, D)`` search vectors → ``(N,)`` long index of the key with the
         largest inner product."""
-        search = _search_faiss if self.backend == "faiss" else _search_torch
         if self.basis is None:
-            return search(queries, self.keys, 1)[:, 0]
+            return self._search(queries, 1)[:, 0]
         k = min(RERANK, len(self.keys))
-        short = search(queries @ self.basis, self._reduced, k)  # (N, k)
+        short = self._search(queries @ self.basis, k)  # (N, k)
         sims = torch.einsum("nd,nkd->nk", queries, self.keys[short])
         return short.gather(1, sims.argmax(dim=1, keepdim=True))[:, 0]
+
+    def _search(self, queries: torch.Tensor, k: int) -> torch.Tensor:
+        """Top-``k`` key indices ``(N, k)`` of ``queries`` in the searched (reduced) space."""
+        if self._faiss is not None:
+            return self._faiss(queries, k)
+        return _search_torch(queries, self._reduced, k)
 
 
 def nearest_patches(queries: torch.Tensor, keys: torch.Tensor, backend: str = "auto",

@@ -30,8 +30,13 @@ from .poisson import reconstruct
 from .prior.smooth import smooth_fill
 from .pyramid import downsample, level_count, level_sizes, resize
 
-CHUNK = 32768
-"""Target patches handled in one block (bounds memory to ``CHUNK × C × size²`` floats)."""
+CHUNK = {"cpu": 32768, "cuda": 262144}
+"""Target patches handled in one block, per device type (bounds memory to
+``CHUNK × C × size²`` floats): small blocks stay in a CPU's caches; on a GPU few large blocks
+mean few kernel launches."""
+FIXED_POINT = 2.0 ** 40
+"""Votes on CUDA are summed as integers in units of ``1 / FIXED_POINT``: float atomics add in
+a different order on every run, integers do not, so seeded runs stay identical there."""
 PCA_SAMPLE = 20000
 """Source patches sampled to find the descriptor basis."""
 MIN_SOURCES = 16
@@ -96,6 +101,7 @@ class Voter:
         self.height, self.width = hole.shape
         self.size, self.r = size, size // 2
         self.device = hole.device
+        self.chunk = CHUNK.get(self.device.type, CHUNK["cpu"])
         self.weights = weights.to(self.device).float()  # (C,) per-channel distance weights
         self.voted = voted
         self.generator = generator
@@ -105,8 +111,11 @@ class Voter:
         h = hole[None, None].float()
         touches = F.max_pool2d(h, size, 1, self.r)[0, 0] > 0.5
         self.valid = (~touches & inner).reshape(-1)
+        # one False past the end: a candidate -1 ("none") reads it
+        self.valid_or_none = torch.cat([self.valid, self.valid.new_zeros(1)])
         self.sources = torch.nonzero(self.valid)[:, 0]
         self.targets = torch.nonzero((touches & inner).reshape(-1))[:, 0]
+        self.ty, self.tx = self.targets // self.width, self.targets % self.width
         self.slot = torch.full((self.height * self.width,), -1, dtype=torch.long,
                                device=self.device)
         self.slot[self.targets] = torch.arange(len(self.targets), device=self.device)
@@ -115,6 +124,8 @@ class Voter:
         self.jump = jump
         self.locality = locality / float(max(self.height, self.width)) ** 2
         self.guide, self.guide_weight = guide, guide_weight
+        if guide is not None and guide_weight is not None:  # their values at the targets
+            self.guide_t, self.guide_weight_t = guide[:, self.targets], guide_weight[self.targets]
         self.basis: torch.Tensor | None = None
         self.mean = torch.zeros(0, device=self.device)
 
@@ -155,27 +166,26 @@ class Voter:
         out = F.conv2d(scaled[None], kernel, bias, padding=self.r)[0]  # (K, H, W)
         return out.reshape(k, -1).T.contiguous()
 
-    def penalty(self, targets: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
-        """What is added to the patch distance of copying from ``sources`` to ``targets``
-        (both ``(n,)`` flat) → ``(n,)``: ``locality · (distance / side)²``, so nearby content
-        is preferred, plus ``guide_weight[target] · |guide[target] − guide[source]|²``, so
-        copies keep the layout guide's colour where it is trusted."""
-        cost = torch.zeros(len(targets), device=self.device)
+    def penalty(self, sources: torch.Tensor, block: slice = slice(None)) -> torch.Tensor:
+        """What is added to the patch distance of copying from ``sources`` ``(n,)`` flat to
+        the targets in ``block`` → ``(n,)``: ``locality · (distance / side)²``, so nearby
+        content is preferred, plus ``guide_weight[target] · |guide[target] − guide[source]|²``,
+        so copies keep the layout guide's colour where it is trusted."""
+        cost = torch.zeros(len(sources), device=self.device)
         if self.locality:
             w = self.width
-            dy, dx = targets // w - sources // w, targets % w - sources % w
-            cost = cost + self.locality * (dy * dy + dx * dx).float()
+            dy, dx = self.ty[block] - sources // w, self.tx[block] - sources % w
+            cost = self.locality * (dy * dy + dx * dx).float()
         if self.guide is not None and self.guide_weight is not None:
-            diff = self.guide[:, targets] - self.guide[:, sources]
-            cost = cost + self.guide_weight[targets] * diff.pow(2).sum(dim=0)
+            diff = self.guide_t[:, block] - self.guide[:, sources]
+            cost = cost + self.guide_weight_t[block] * diff.pow(2).sum(dim=0)
         return cost
 
     def propagated(self, match: Match, block: slice, dy: int, dx: int) -> torch.Tensor:
         """Candidates for the targets in ``block``: the source of the target ``(dy, dx)``
         before each, shifted by ``(dy, dx)`` (``-1`` where there is none)."""
         w = self.width
-        t = self.targets[block]
-        y, x = t // w - dy, t % w - dx
+        y, x = self.ty[block] - dy, self.tx[block] - dx
         inside = (y >= 0) & (y < self.height) & (x >= 0) & (x < w)
         neighbour = self.slot[torch.where(inside, y * w + x, 0)]
         src = match.source[neighbour.clamp_min(0)]
@@ -183,17 +193,19 @@ class Voter:
         ok = inside & (neighbour >= 0) & (sy >= 0) & (sy < self.height) & (sx >= 0) & (sx < w)
         return torch.where(ok, sy * w + sx, -1)
 
-    def _improve(self, desc: torch.Tensor, match: Match, block: slice,
+    def _improve(self, desc: torch.Tensor, desc_t: torch.Tensor, match: Match, block: slice,
                  candidates: torch.Tensor) -> None:
         """Keep each candidate source ``(n,)`` of the targets in ``block`` whose descriptor is
-        closer; invalid candidates (``-1``, off the source set) are ignored."""
-        ok = (candidates >= 0) & self.valid[candidates.clamp(0, len(self.valid) - 1)]
-        safe = torch.where(ok, candidates, match.source[block])
-        t = self.targets[block]
-        d = (desc[t] - desc[safe]).pow(2).sum(dim=1) + self.penalty(t, safe)
-        better = ok & (d < match.score[block])
-        match.source[block] = torch.where(better, candidates, match.source[block])
-        match.score[block] = torch.where(better, d, match.score[block])
+        closer; invalid candidates (``-1``, off the source set) are ignored. ``desc_t``: the
+        descriptors of all targets. (Few kernels per call: on a GPU their launches, not their
+        arithmetic, bound the search.)"""
+        ok = self.valid_or_none[candidates]
+        source, score = match.source[block], match.score[block]
+        safe = torch.where(ok, candidates, source)
+        d = (desc_t[block] - desc[safe]).pow(2).sum(dim=1) + self.penalty(safe, block)
+        better = ok & (d < score)
+        torch.where(better, candidates, source, out=source)
+        torch.where(better, d, score, out=score)
 
     # --- search -------------------------------------------------------------------------
 
@@ -204,7 +216,7 @@ class Voter:
         return self.sources[pick]
 
     def blocks(self) -> list[slice]:
-        return [slice(s, s + CHUNK) for s in range(0, len(self.targets), CHUNK)]
+        return [slice(s, s + self.chunk) for s in range(0, len(self.targets), self.chunk)]
 
     def search(self, image: torch.Tensor, iterations: int,
                start: torch.Tensor | None = None) -> Match:
@@ -222,8 +234,9 @@ class Voter:
         if start is not None:
             ok = (start >= 0) & self.valid[start.clamp(0, len(self.valid) - 1)]
             source = torch.where(ok, start, source)
-        score = (desc[self.targets] - desc[source]).pow(2).sum(dim=1)
-        score = score + self.penalty(self.targets, source)
+        desc_t = desc[self.targets]
+        score = (desc_t - desc[source]).pow(2).sum(dim=1)
+        score = score + self.penalty(source)
         match = Match(source, score, score)
         w = self.width
         radii = [max(self.height, w) >> k for k in range(max(self.height, w).bit_length())]
@@ -232,9 +245,11 @@ class Voter:
             for step in steps:
                 for dy, dx in ((0, step), (0, -step), (step, 0), (-step, 0)):
                     for b in self.blocks():
-                        self._improve(desc, match, b, self.propagated(match, b, dy, dx))
+                        self._improve(desc, desc_t, match, b,
+                                      self.propagated(match, b, dy, dx))
             for b in self.blocks():
-                self._improve(desc, match, b, self.random_sources(len(self.targets[b])))
+                self._improve(desc, desc_t, match, b,
+                              self.random_sources(len(self.targets[b])))
                 for rad in radii:
                     s = match.source[b]
                     jump = torch.randint(-rad, rad + 1, (2, len(s)), generator=self.generator,
@@ -242,10 +257,10 @@ class Voter:
                     y = s // w + jump[0]
                     x = s % w + jump[1]
                     inside = (y >= 0) & (y < self.height) & (x >= 0) & (x < w)
-                    self._improve(desc, match, b, torch.where(inside, y * w + x, -1))
+                    self._improve(desc, desc_t, match, b, torch.where(inside, y * w + x, -1))
         flat = image.reshape(image.shape[0], -1)
         exact = [self.exact(flat, self.targets[b], match.source[b]) for b in self.blocks()]
-        match.distance = torch.cat(exact) + self.penalty(self.targets, match.source)
+        match.distance = torch.cat(exact) + self.penalty(match.source)
         return match
 
     # --- reconstruction -----------------------------------------------------------------
@@ -260,18 +275,23 @@ class Voter:
         c = self.voted
         finite = match.distance[torch.isfinite(match.distance)]
         sigma2 = torch.quantile(finite, PERCENTILE).clamp_min(1e-12) if len(finite) else 1.0
-        num = torch.zeros(c, flat.shape[1], device=flat.device, dtype=flat.dtype)
-        den = torch.zeros(flat.shape[1], device=flat.device, dtype=flat.dtype)
+        both = torch.zeros(c + 1, flat.shape[1], device=flat.device, dtype=flat.dtype)
+        exact = flat.is_cuda
+        if exact:
+            both = both.long()
         for b in self.blocks():
             weight = torch.exp(-match.distance[b] / (2 * sigma2))  # (n,)
             dest = (self.targets[b][:, None] + self.offsets[None, :]).reshape(-1)
             src = (match.source[b][:, None] + self.offsets[None, :]).reshape(-1)
             w = weight[:, None].expand(-1, len(self.offsets)).reshape(-1)
-            num.index_add_(1, dest, flat[:c, src] * w)
-            den.index_add_(0, dest, w)
+            votes = torch.cat([flat[:c, src] * w, w[None]])  # (c + 1, n · size²)
+            if exact:
+                votes = (votes * FIXED_POINT).round().long()
+            both.index_add_(1, dest, votes)
+        num, den = both[:c], both[c]
         out = flat.clone()
         fill = self.hole & (den > 0)
-        out[:c, fill] = num[:, fill] / den[fill]
+        out[:c, fill] = (num[:, fill].double() / den[fill].double()).to(flat.dtype)
         return out.reshape(image.shape)
 
     def best_patch(self, image: torch.Tensor, match: Match

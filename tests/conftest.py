@@ -12,6 +12,14 @@ from neural_patch_synth.features import LAYOUT
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("NPS_DATA", REPO.parent / "shared" / "data"))
+NO_CUDA = "torch sees no CUDA device (this test runs on a GPU machine)"
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason=NO_CUDA))])
+def device(request) -> torch.device:
+    """Each device the engine runs on here: the CPU, and CUDA where torch sees it."""
+    return torch.device(request.param)
 
 
 def random_vgg(path: Path, last: str) -> Path:

@@ -49,13 +49,13 @@ def test_loss_decreases_with_fixed_matches(vgg_weights):
     assert torch.equal(problem.image()[known], img[known])
 
 
-def test_optimise_fills_and_keeps_known_pixels(vgg_weights):
+def test_optimise_fills_and_keeps_known_pixels(vgg_weights, device):
     img = textured(64, 64)
     mask = np.zeros((64, 64), bool)
     mask[18:40, 20:45] = True
     given = np.where(mask[..., None], 0, img).astype(np.uint8)
     out = inpaint(given, mask, method="optimise", vgg_weights=str(vgg_weights), prior="smooth",
-                  iterations=(6, 4), coarse_size=32, progress=False)
+                  iterations=(6, 4), coarse_size=32, device=device.type, progress=False)
     assert np.array_equal(out[~mask], img[~mask])
     mean_fill_err = np.abs(img[mask].astype(float) - img[~mask].mean(0)).mean()
     assert np.abs(out[mask].astype(float) - img[mask]).mean() < mean_fill_err

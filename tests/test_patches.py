@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from neural_patch_synth import NPSError
+from neural_patch_synth import NPSError, patches
 from neural_patch_synth.patches import (
     PatchIndex,
     extract_patches,
@@ -47,13 +47,15 @@ def brute_nearest(q, k):
 
 
 @pytest.mark.parametrize("backend", ["torch", "faiss"])
-def test_nearest_is_exact(backend):
+def test_nearest_is_exact(backend, device):
     if backend == "faiss" and not faiss_available():
         pytest.skip("faiss is not installed")
     gen = torch.Generator().manual_seed(1)
     keys = normalise(torch.randn(300, 27, generator=gen))
     queries = normalise(torch.randn(50, 27, generator=gen))
-    assert torch.equal(nearest_patches(queries, keys, backend), brute_nearest(queries, keys))
+    found = nearest_patches(queries.to(device), keys.to(device), backend)
+    assert found.device.type == device.type
+    assert torch.equal(found.cpu(), brute_nearest(queries, keys))
 
 
 def test_faiss_and_torch_agree_on_feature_like_vectors():
@@ -82,6 +84,21 @@ def test_pca_search_recovers_planted_neighbours():
     queries = normalise(keys[:200] + 0.05 * torch.randn(200, 256, generator=gen))
     got = PatchIndex(keys, "torch", pca_dim=16).search(queries)
     assert (got == torch.arange(200)).float().mean() > 0.98
+
+
+def test_faiss_index_is_built_once_and_searched_many_times(monkeypatch):
+    if not faiss_available():
+        pytest.skip("faiss is not installed")
+    built = []
+    real = patches.faiss.IndexFlatIP
+    monkeypatch.setattr(patches.faiss, "IndexFlatIP", lambda dim: built.append(dim) or real(dim))
+    gen = torch.Generator().manual_seed(4)
+    keys = normalise(torch.randn(500, 64, generator=gen))
+    index = PatchIndex(keys, "faiss")
+    for _ in range(3):  # as the hole changes between L-BFGS rounds
+        queries = normalise(torch.randn(40, 64, generator=gen))
+        assert torch.equal(index.search(queries), brute_nearest(queries, keys))
+    assert built == [64]
 
 
 def test_empty_keys_is_a_clear_error():

@@ -26,8 +26,8 @@ def test_dst_is_its_own_inverse_up_to_scale():
 
 
 @pytest.mark.parametrize("which", [0, 1])
-def test_recovers_an_image_from_its_gradients(which):
-    img, hole = smooth_image(), holes()[which]
+def test_recovers_an_image_from_its_gradients(which, device):
+    img, hole = smooth_image().to(device), holes()[which].to(device)
     gx, gy = forward_differences(img)
     start = torch.where(hole, torch.full_like(img, 0.5), img)
     out = reconstruct(start, hole, gx, gy, screen=0.0)
@@ -35,8 +35,8 @@ def test_recovers_an_image_from_its_gradients(which):
     assert torch.equal(out[:, ~hole], img[:, ~hole])  # known pixels bit-identical
 
 
-def test_screening_holds_the_values():
-    img, hole = smooth_image(), holes()[1]
+def test_screening_holds_the_values(device):
+    img, hole = smooth_image().to(device), holes()[1].to(device)
     gx, gy = forward_differences(img)
     start = torch.where(hole, torch.full_like(img, 0.5), img)
     loose = reconstruct(start, hole, gx, gy, screen=0.01)
@@ -45,8 +45,8 @@ def test_screening_holds_the_values():
     assert (loose - img)[:, hole].abs().mean() < (tight - img)[:, hole].abs().mean()
 
 
-def test_seamless_clone_meets_the_boundary():
-    img, hole = smooth_image(), holes()[0]
+def test_seamless_clone_meets_the_boundary(device):
+    img, hole = smooth_image().to(device), holes()[0].to(device)
     fill = img + 0.2  # the right detail, the wrong level
     out = seamless_clone(img, fill, hole)
     assert torch.equal(out[:, ~hole], img[:, ~hole])

@@ -18,10 +18,10 @@ def case() -> tuple[np.ndarray, np.ndarray]:
     return img, mask
 
 
-def test_speed_breakdown_is_consistent(case):
+def test_speed_breakdown_is_consistent(case, device):
     """Timed parts are non-negative and nested inside the total; search and vote are seen, the
     seam pass only when it runs, and the search grows with the iterations."""
-    options = {"prior": "smooth", "device": "cpu"}
+    options = {"prior": "smooth", "device": device.type}
     few = measure(*case, em_iterations=(1,), seams=False, **options)
     many = measure(*case, em_iterations=(12,), seams=True, **options)
     for r in (few, many):

@@ -15,63 +15,65 @@ def holed(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(mask[..., None], 0, img).astype(np.uint8)
 
 
-def test_a_periodic_texture_is_filled_exactly():
+def test_a_periodic_texture_is_filled_exactly(device):
     """Every patch of a periodic texture exists outside the hole: voting must copy it back."""
     img = tiled(96, 128)
     mask = np.zeros((96, 128), bool)
     mask[30:70, 40:90] = True
-    out = inpaint(holed(img, mask), mask, prior="smooth", progress=False)
+    out = inpaint(holed(img, mask), mask, prior="smooth", device=device.type, progress=False)
     err = np.abs(out[mask].astype(float) - img[mask]).mean()
     mean_fill_err = np.abs(img[mask].astype(float) - img[~mask].mean(0)).mean()
     assert err < 0.05 * mean_fill_err
 
 
 @pytest.mark.parametrize("shape", [(64, 64), (61, 77)])
-def test_known_pixels_untouched_and_hole_filled(shape):
+def test_known_pixels_untouched_and_hole_filled(shape, device):
     img = textured(*shape)
     mask = np.zeros(shape, bool)
     mask[18:40, 20:45] = True
-    out = inpaint(holed(img, mask), mask, prior="smooth", progress=False)
+    out = inpaint(holed(img, mask), mask, prior="smooth", device=device.type, progress=False)
     assert out.shape == img.shape and out.dtype == np.uint8
     assert np.array_equal(out[~mask], img[~mask])
     mean_fill_err = np.abs(img[mask].astype(float) - img[~mask].mean(0)).mean()
     assert np.abs(out[mask].astype(float) - img[mask]).mean() < 0.5 * mean_fill_err
 
 
-def test_holes_on_the_border_and_several_holes():
+def test_holes_on_the_border_and_several_holes(device):
     img = tiled(96, 160)
     mask = np.zeros((96, 160), bool)
     mask[10:20, 10:20] = True
     mask[40:96, 130:160] = True  # touches the bottom and right edges
-    out = Inpainter(prior="smooth", progress=False)(holed(img, mask), mask)
+    out = Inpainter(prior="smooth", device=device.type, progress=False)(holed(img, mask), mask)
     assert np.array_equal(out[~mask], img[~mask])
     assert np.abs(out[mask].astype(float) - img[mask]).mean() < 5
 
 
-def test_seed_makes_runs_reproducible_on_any_thread_count():
+def test_seed_makes_runs_reproducible_on_any_thread_count(device):
     img = textured(48, 64, seed=3)
     mask = np.zeros((48, 64), bool)
     mask[12:30, 14:44] = True
     given, threads = holed(img, mask), torch.get_num_threads()
+    options = {"prior": "smooth", "device": device.type, "progress": False}
     try:
         runs = []
         for n in (1, 2):
             torch.set_num_threads(n)
-            runs.append(inpaint(given, mask, seed=7, prior="smooth", progress=False))
+            runs.append(inpaint(given, mask, seed=7, **options))
     finally:
         torch.set_num_threads(threads)
     assert np.array_equal(runs[0], runs[1])
-    other = inpaint(given, mask, seed=8, prior="smooth", progress=False)
+    other = inpaint(given, mask, seed=8, **options)
     assert not np.array_equal(runs[0], other)
 
 
-def test_poisson_blend_is_seamless_cloning_of_the_fill():
+def test_poisson_blend_is_seamless_cloning_of_the_fill(device):
     """``blend="poisson"`` = the same seeded fill, seamlessly cloned; known pixels kept."""
     img = textured(48, 48)
     mask = np.zeros((48, 48), bool)
     mask[16:32, 16:32] = True
-    plain = inpaint(holed(img, mask), mask, prior="smooth", progress=False)
-    out = inpaint(holed(img, mask), mask, prior="smooth", blend="poisson", progress=False)
+    options = {"prior": "smooth", "device": device.type, "progress": False}
+    plain = inpaint(holed(img, mask), mask, **options)
+    out = inpaint(holed(img, mask), mask, blend="poisson", **options)
     assert np.array_equal(out[~mask], img[~mask])
     def tensor(a):
         return torch.from_numpy(a).permute(2, 0, 1).float() / 255

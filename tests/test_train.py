@@ -102,12 +102,12 @@ def test_learning_rate_schedule() -> None:
 
 
 @pytest.mark.parametrize("arch", list(ARCHITECTURES))
-def test_steps_lower_the_loss(tmp_path: Path, arch: str) -> None:
+def test_steps_lower_the_loss(tmp_path: Path, arch: str, device: torch.device) -> None:
     torch.manual_seed(0)
     photos = np.stack([np.asarray(Image.open(p))[:128, :128] for p in
                        sorted(write_photos(tmp_path / "photos").iterdir())])
-    images, masks = sample_batch(photos, 4, np.random.default_rng(0))
-    model = build(arch, 8)
+    images, masks = (t.to(device) for t in sample_batch(photos, 4, np.random.default_rng(0)))
+    model = build(arch, 8).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     losses = [train_step(model, opt, images, masks) for _ in range(30)]
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
@@ -243,9 +243,9 @@ def test_runs_share_a_photo_cache_and_a_broken_build_leaves_nothing(
     assert list((tmp_path / "broken").iterdir()) == []
 
 
-def test_run_exports_weights_and_log(tmp_path: Path) -> None:
+def test_run_exports_weights_and_log(tmp_path: Path, device: torch.device) -> None:
     photos = write_photos(tmp_path / "photos")
-    weights = train(photos, tmp_path / "run")
+    weights = train(photos, tmp_path / "run", device=device.type)
     assert weights == tmp_path / "run" / "content_net.pt"
     prior = NetworkPrior.from_file(weights, torch.device("cpu"))
     assert prior.model.width == 4 and type(prior.model).__name__ == "PConvUNet"

@@ -15,19 +15,24 @@ from neural_patch_synth.voting import (
     texture_features,
     upsample_sources,
 )
+from tests.conftest import NO_CUDA
 from tests.images import tiled
 
 PERIOD = 8
+CPU = torch.device("cpu")
 
 
-def setup(h=64, w=160, box=(20, 44, 60, 92)):
-    """A periodic image ``(3, h, w)`` in [0, 1], its hole and a voter over it."""
-    img = torch.from_numpy(tiled(h, w, PERIOD)).permute(2, 0, 1).float() / 255
-    hole = torch.zeros(h, w, dtype=torch.bool)
+def setup(device=CPU, h=64, w=160, box=(20, 44, 60, 92)):
+    """A periodic image ``(3, h, w)`` in [0, 1], its hole and a voter over it, on ``device``."""
+    img = (torch.from_numpy(tiled(h, w, PERIOD)).permute(2, 0, 1).float() / 255).to(device)
+    hole = torch.zeros(h, w, dtype=torch.bool, device=device)
     hole[box[0]:box[1], box[2]:box[3]] = True
-    gen = torch.Generator().manual_seed(0)
-    voter = Voter(hole, 7, torch.ones(3), 3, gen, dims=147)
+    voter = Voter(hole, 7, torch.ones(3), 3, generator(device), dims=147)
     return img, hole, voter
+
+
+def generator(device: torch.device) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(0)
 
 
 def perfect(voter: Voter, width: int) -> Match:
@@ -37,12 +42,12 @@ def perfect(voter: Voter, width: int) -> Match:
     x = t % width
     shift = torch.where(x >= 76, 6 * PERIOD, -6 * PERIOD)
     source = t + shift
-    zero = torch.zeros(len(t))
+    zero = torch.zeros(len(t), device=t.device)
     return Match(source, zero, zero)
 
 
-def test_targets_and_sources_geometry():
-    _, hole, voter = setup()
+def test_targets_and_sources_geometry(device):
+    _, hole, voter = setup(device)
     h, w = hole.shape
     ys, xs = voter.targets // w, voter.targets % w
     assert ((ys >= 3) & (ys < h - 3) & (xs >= 3) & (xs < w - 3)).all()
@@ -53,8 +58,8 @@ def test_targets_and_sources_geometry():
     assert len(voter.targets) + len(voter.sources) == (h - 6) * (w - 6)
 
 
-def test_search_finds_exact_copies_in_a_periodic_texture():
-    img, hole, voter = setup()
+def test_search_finds_exact_copies_in_a_periodic_texture(device):
+    img, hole, voter = setup(device)
     start = img.clone()
     start[:, hole] = 0.5  # nothing of the truth in the hole
     match = voter.search(img, 4)
@@ -64,8 +69,8 @@ def test_search_finds_exact_copies_in_a_periodic_texture():
     assert torch.allclose(match.score, match.distance, atol=1e-3)
 
 
-def test_vote_and_best_patch_reproduce_the_truth_from_a_perfect_field():
-    img, hole, voter = setup()
+def test_vote_and_best_patch_reproduce_the_truth_from_a_perfect_field(device):
+    img, hole, voter = setup(device)
     blank = img.clone()
     blank[:, hole] = 0.0
     match = perfect(voter, hole.shape[1])
@@ -78,34 +83,50 @@ def test_vote_and_best_patch_reproduce_the_truth_from_a_perfect_field():
     assert not bool(holes[source[holes]].any())  # copied from known pixels only
 
 
-def test_locality_prefers_the_nearer_of_two_equal_sources():
-    img, hole, _ = setup()
-    gen = torch.Generator().manual_seed(0)
-    near = Voter(hole, 7, torch.ones(3), 3, gen, dims=147, locality=10.0)
+@pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_CUDA)
+def test_cuda_votes_agree_with_the_cpu_and_repeat_bit_for_bit():
+    """A random field: every hole pixel averages many different votes, which float atomics
+    would add in a different order on every run."""
+    img, hole, voter = setup()
+    source = voter.random_sources(len(voter.targets))
+    distance = voter.exact(img.reshape(3, -1), voter.targets, source)
+    on_cpu = voter.vote(img, Match(source, distance, distance))
+    cuda = torch.device("cuda")
+    _, _, gpu = setup(cuda)
+    field = Match(source.to(cuda), distance.to(cuda), distance.to(cuda))
+    runs = [gpu.vote(img.to(cuda), field) for _ in range(3)]
+    assert all(torch.equal(runs[0], run) for run in runs[1:])
+    assert torch.allclose(runs[0].cpu(), on_cpu, atol=1e-5)
+    assert not torch.allclose(on_cpu, img, atol=1e-2)  # the votes did change the hole
+
+
+def test_locality_prefers_the_nearer_of_two_equal_sources(device):
+    img, hole, _ = setup(device)
+    near = Voter(hole, 7, torch.ones(3), 3, generator(device), dims=147, locality=10.0)
     match = near.search(img, 6)
     w = hole.shape[1]
     moved = (match.source % w - near.targets % w).abs() + (match.source // w
                                                              - near.targets // w).abs()
-    exact = match.distance - near.penalty(near.targets, match.source) < 1e-6
+    exact = match.distance - near.penalty(match.source) < 1e-6
     assert exact.float().mean() > 0.9
     assert moved[exact].float().mean() <= 3 * PERIOD  # a few periods away, not far off
 
 
-def test_guide_keeps_copies_where_its_colour_agrees():
+def test_guide_keeps_copies_where_its_colour_agrees(device):
     """A layout guide that splits the image in two halves: with it, hole patches copy from
     their own half; without it, from either."""
-    img, hole, _ = setup()
+    img, hole, _ = setup(device)
     h, w = hole.shape
-    guide = torch.zeros(3, h, w)
+    guide = torch.zeros(3, h, w, device=device)
     guide[:, :, w // 2:] = 1.0
     halves = guide[0].reshape(-1)
     same = []
     for weight in (0.0, 100.0):
-        gen = torch.Generator().manual_seed(0)
-        voter = Voter(hole, 7, torch.ones(3), 3, gen, dims=147, guide=guide.reshape(3, -1),
-                      guide_weight=torch.full((h * w,), weight))
+        voter = Voter(hole, 7, torch.ones(3), 3, generator(device), dims=147,
+                      guide=guide.reshape(3, -1),
+                      guide_weight=torch.full((h * w,), weight, device=device))
         match = voter.search(img, 6)
-        exact = match.distance - voter.penalty(voter.targets, match.source) < 1e-6
+        exact = match.distance - voter.penalty(match.source) < 1e-6
         assert exact.float().mean() > 0.9
         same.append(float((halves[match.source] == halves[voter.targets]).float().mean()))
     assert same[1] > 0.98 and same[0] < 0.9
@@ -144,8 +165,8 @@ def test_upsample_sources_carries_a_coherent_field():
     assert carried.tolist() == [10 * 40 + 28, 11 * 40 + 29, 10 * 40 + 35, -1]
 
 
-def test_source_gradients_follow_the_sources():
-    img, hole, voter = setup()
+def test_source_gradients_follow_the_sources(device):
+    img, hole, voter = setup(device)
     h, w = hole.shape
     copied, source = voter.best_patch(img, perfect(voter, w))
     gx, gy = source_gradients(copied, source)

@@ -68,3 +68,16 @@ def measure(fn: Callable[[], T], cuda: bool = False) -> tuple[T, float, float | 
     else:
         peak = None if base is None else (_status_kib("VmHWM") - base) / 1024
     return result, seconds, peak
+
+
+def device_name(device: str) -> str:
+    """``device`` (``auto``, ``cpu``, ``cuda[:N]``) as a reader of a result needs it: ``cpu``,
+    or the GPU's name with the CUDA version torch was built for."""
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if not device.startswith("cuda"):
+        return device
+    index = torch.device(device).index or 0
+    return f"cuda: {torch.cuda.get_device_name(index)}, CUDA {torch.version.cuda}"

@@ -34,7 +34,7 @@ from neural_patch_synth.io import write_text
 from . import blind as blind_mod
 from . import datasets, report, scaling, sheets
 from .datasets import Case
-from .meter import measure
+from .meter import device_name, measure
 from .methods import METHODS, Method, configure_nps, content_prior, nps_config, unavailable
 from .metrics import hole_metrics
 
@@ -322,7 +322,7 @@ def benchmark(cases: Sequence[Case], methods: dict[str, Method], out: Path, suit
     meta = {
         **json.loads((out / RUN).read_text()),
         "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "device": device, "torch": torch.__version__,
+        "device": device_name(device), "torch": torch.__version__,
         "cpu": f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} "
                "torch threads",
         "wall_s": time.perf_counter() - started,

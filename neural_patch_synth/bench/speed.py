@@ -2,6 +2,12 @@
 
     python -m neural_patch_synth.bench.speed [--image PATH] [--size 512] [--threads N]
     python -m neural_patch_synth.bench.speed --photo 4096x2732   # the same hole, a big photo
+    python -m neural_patch_synth.bench.speed --device cuda --warmup 1 --patchmatch
+
+With ``--warmup N`` the engine fills the same case N times untimed first (on a GPU the first
+fill also pays for CUDA's start-up and kernel loading); ``--patchmatch`` also times
+PatchMatch (pypatchmatch defaults) on the same case; ``--profile FILE`` writes a profile of one
+more fill (torch.profiler's table of operators by their own time).
 
 With ``--photo WxH`` the photo is resized to W×H and keeps the same centred hole (half of
 ``--size``): cost should grow with the hole, not the photo.
@@ -82,9 +88,13 @@ def photo_case(image_path: Path, width: int, height: int, hole: int
     return img, square_hole(height, width, hole)
 
 
-def measure(img: np.ndarray, mask: np.ndarray, **options) -> dict:
-    """Run the engine once on ``img``/``mask``; return the timing breakdown and hole PSNR."""
+def measure(img: np.ndarray, mask: np.ndarray, warmup: int = 0, **options) -> dict:
+    """Run the engine on ``img``/``mask`` (``warmup`` untimed fills first); return the
+    timing breakdown and hole PSNR of the timed fill."""
     nps = Inpainter(progress=False, **options)
+    given = np.where(mask[..., None], 0, img).astype(np.uint8)
+    for _ in range(warmup):
+        nps(given, mask)
     clock = Clock(nps.device)
     timed = [(voting.Voter, "search", "search"), (voting.Voter, "vote", "vote"),
              (voting.Voter, "best_patch", "vote"), (voting, "reconstruct", "seams")]
@@ -93,7 +103,6 @@ def measure(img: np.ndarray, mask: np.ndarray, **options) -> dict:
     for owner, attr, part in timed:
         clock.wrap(owner, attr, part)
     try:
-        given = np.where(mask[..., None], 0, img).astype(np.uint8)
         out, total, peak_mb = meter.measure(lambda: nps(given, mask), nps.device.type == "cuda")
     finally:
         for owner, attr, original in originals:
@@ -107,6 +116,38 @@ def measure(img: np.ndarray, mask: np.ndarray, **options) -> dict:
             "mean_fill_psnr_db": hole_psnr(mean_fill / 255, img, mask)}
 
 
+def patchmatch_time(img: np.ndarray, mask: np.ndarray) -> dict:
+    """Seconds and hole PSNR of PatchMatch (:mod:`~neural_patch_synth.bench.methods`) on the
+    same case."""
+    from neural_patch_synth.bench.methods import METHODS, unavailable
+
+    method = METHODS["patchmatch"]
+    if why := unavailable(method):
+        raise SystemExit(f"speed: PatchMatch cannot run here: {why}")
+    given = np.where(mask[..., None], 0, img).astype(np.uint8)
+    out, seconds, _ = meter.measure(lambda: method.fn(given, mask))
+    return {"patchmatch_s": seconds, "patchmatch_psnr_db": hole_psnr(out, img, mask)}
+
+
+def profile(img: np.ndarray, mask: np.ndarray, **options) -> str:
+    """torch.profiler's table of one fill (after one untimed fill), operators sorted by
+    their own time on the device that ran them."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    nps = Inpainter(progress=False, **options)
+    given = np.where(mask[..., None], 0, img).astype(np.uint8)
+    nps(given, mask)
+    cuda = nps.device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with torch_profile(activities=activities) as prof:
+        nps(given, mask)
+        if cuda:
+            torch.cuda.synchronize()
+    key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=40) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", type=Path,
@@ -118,6 +159,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     parser.add_argument("--options", default="{}", help="InpaintConfig fields as JSON")
+    parser.add_argument("--warmup", type=int, default=0,
+                        help="untimed fills before the timed one (1 on a GPU)")
+    parser.add_argument("--patchmatch", action="store_true",
+                        help="also time PatchMatch (pypatchmatch defaults) on the same case")
+    parser.add_argument("--profile", type=Path,
+                        help="write torch.profiler's operator table of one more fill here")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if args.threads:
@@ -136,9 +183,15 @@ def main() -> None:
         img, mask = photo_case(image, width, height, args.size // 2)
     else:
         img, mask = centre_case(image, args.size)
-    result = measure(img, mask, device=args.device, **json.loads(args.options))
+    options = {"device": args.device, **json.loads(args.options)}
+    result = measure(img, mask, args.warmup, **options)
     result.update(image=image.name, size=args.size, photo=f"{img.shape[1]}x{img.shape[0]}",
-                  device=args.device, threads=torch.get_num_threads())
+                  device=meter.device_name(args.device), torch=torch.__version__,
+                  threads=torch.get_num_threads())
+    if args.patchmatch:
+        result.update(patchmatch_time(img, mask))
+    if args.profile:
+        write_text(args.profile, profile(img, mask, **options))
     for key, value in result.items():
         print(f"{key:>22}: {value:.2f}" if isinstance(value, float) else f"{key:>22}: {value}")
     if args.json:
