@@ -92,9 +92,10 @@ class InpaintConfig:
     seams: bool = True
     """Hide the seams between copied pieces with a screened gradient-domain pass (Image
     Melding): each edge asks for the difference beside its pixel's source, so the copied
-    texture stays and only the steps between pieces are spread out. On by default: a blind
-    judge preferred it in 27 of 36 quick-suite cases, for a lower sharpness ratio (a hard seam
-    counts as detail in that measure) and a slightly higher patch SWD (see the README)."""
+    texture stays and only the tone steps between pieces are spread out (an object's edge is
+    kept: :data:`~neural_patch_synth.voting.SEAM_KEEP_STEP`). On by default: a blind judge
+    preferred it in 27 of 36 quick-suite cases, for a lower sharpness ratio (a hard seam counts
+    as detail in that measure) and a slightly higher patch SWD (see the README)."""
     blend: str = "auto"
     """``"poisson"``: seamless cloning of the fill into the photo (Pérez et al. 2003): the
     fill's gradients, the boundary's colours; ``"none"``: pasted as it is; ``"auto"``: each

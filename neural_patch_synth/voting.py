@@ -45,6 +45,13 @@ FEATURE_RADIUS = 2
 """Texture features are averaged over ``2 · FEATURE_RADIUS + 1`` pixels."""
 SEAM_SCREEN = 0.05
 """Screening weight of the seam-hiding gradient-domain pass (small: colours stay put)."""
+SEAM_KEEP_STEP = 0.12
+"""A step between two copied pieces that differs from the texture beside the sources by more
+than this (in some channel, colours in ``[0, 1]``) is an object's edge, kept as it is; smaller
+steps are tone steps, spread out by the seam pass. Spreading the big ones made colour glows
+and haze around pasted objects (measured on 14 Kodak cases: sharpness 0.716 → 0.747 on centre
+holes, 0.732 → 0.781 on irregular ones, lower patch SWD, the same seam error at the hole's
+border; thresholds 0.08 to 0.25 tried)."""
 GUIDE_SIDE = 128
 """Longer side (pixels) at which the layout guide is computed (the content prior's own)."""
 GUIDE_SIGMA = 2.0
@@ -329,8 +336,9 @@ def source_gradients(image: torch.Tensor, source: torch.Tensor
     the pixel was not copied. The edge from a copied pixel ``p`` to ``p + e`` asks for the
     difference beside ``p``'s source, ``I(src(p) + e) - I(src(p))`` (an edge whose first pixel
     was not copied, the one beside its second pixel's source), so a seam between two copied
-    pieces asks for the texture inside a piece, not the jump between them. Edges with no copied
-    end keep the image's own difference. Returns ``(C, H, W-1)`` and ``(C, H-1, W)``.
+    pieces asks for the texture inside a piece, not the jump between them, unless the jump is
+    an object's edge (:data:`SEAM_KEEP_STEP`): then, as on edges with no copied end, the image's
+    own difference is kept. Returns ``(C, H, W-1)`` and ``(C, H-1, W)``.
     """
     c, h, w = image.shape
     flat = image.reshape(c, -1)
@@ -348,7 +356,10 @@ def source_gradients(image: torch.Tensor, source: torch.Tensor
         own = image[:, dy:, dx:] - image[:, : h - dy, : w - dx]
         first, ok_first = beside(src[: h - dy, : w - dx], dy, dx)
         second, ok_second = beside(src[dy:, dx:], -dy, -dx)
-        return torch.where(ok_first, first, torch.where(ok_second, -second, own))
+        asked = torch.where(ok_first, first, torch.where(ok_second, -second, own))
+        both = (src[: h - dy, : w - dx] >= 0) & (src[dy:, dx:] >= 0)
+        edge = both & ((asked - own).abs().amax(0) > SEAM_KEEP_STEP)
+        return torch.where(edge, own, asked)
 
     return along(0, 1), along(1, 0)
 

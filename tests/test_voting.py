@@ -7,6 +7,7 @@ import torch
 
 from neural_patch_synth.poisson import forward_differences
 from neural_patch_synth.voting import (
+    SEAM_KEEP_STEP,
     Match,
     Voter,
     guide_trust,
@@ -173,12 +174,22 @@ def test_source_gradients_follow_the_sources(device):
     fx, fy = forward_differences(img)
     # a copy from a periodic image asks for the image's own differences everywhere
     assert torch.allclose(gx, fx, atol=1e-6) and torch.allclose(gy, fy, atol=1e-6)
-    # a copied pixel asks for the difference beside its source, not the one it landed next to
-    jumbled = copied.clone()
-    jumbled[:, hole] = 1.0 - jumbled[:, hole]
-    gx2, _ = source_gradients(jumbled, source)
-    inside = hole[:, :-1] & hole[:, 1:]
-    assert torch.allclose(gx2[:, inside], fx[:, inside], atol=1e-6)
+
+
+def test_source_gradients_spread_tone_steps_and_keep_edges():
+    # pixels 2 and 3 were copied from pixels 0 and 5: the edge between them asks for the
+    # difference beside pixel 2's source, I(1) - I(0) = 0.1, where it landed on a small step
+    row = torch.tensor([[[0.2, 0.3, 0.4, 0.55, 0.9, 0.5]]])
+    source = torch.tensor([-1, -1, 0, 5, -1, -1])
+    gx, _ = source_gradients(row, source)
+    assert gx[0, 0, 2].item() == pytest.approx(0.1)
+    # a step far from the texture beside the sources is an object's edge: it is kept
+    row[0, 0, 3] = 0.4 + 0.1 + 2 * SEAM_KEEP_STEP
+    gx, _ = source_gradients(row, source)
+    assert gx[0, 0, 2].item() == pytest.approx(0.1 + 2 * SEAM_KEEP_STEP)
+    # edges with a known end keep the image's own differences
+    known = [0, 1, 3, 4]
+    assert torch.allclose(gx[0, 0, known], (row[0, 0, 1:] - row[0, 0, :-1])[known])
 
 
 def test_texture_features():
