@@ -84,13 +84,9 @@ class Inpainter:
               command: str) -> Photo:
         """``photo`` with the hole ``mask`` ``(H, W)`` filled as ``command`` (``"inpaint"`` or
         ``"outpaint"``) does, and ``alpha`` as its alpha channel; known pixels bit-identical."""
-        scale = float(photo.max_value)
-        image = torch.from_numpy(photo.pixels.astype(np.float32) / scale)
-        filled = self.synthesizer(image, torch.from_numpy(mask), command)
-        px = np.rint(filled.numpy() * scale).astype(photo.pixels.dtype)
-        if photo.gray:
-            px = np.repeat(px.mean(axis=2, keepdims=True).round().astype(px.dtype), 3, axis=2)
-        px = np.where(mask[..., None], px, photo.pixels)
+        px = self.synthesizer(photo.pixels, mask, command)
+        if photo.gray:  # the fill's brightness, in all three channels
+            px[mask] = px[mask].mean(axis=1, keepdims=True).round().astype(px.dtype)
         return Photo(px, alpha=alpha, gray=photo.gray, info=dict(photo.info))
 
     def __call__(self, image: ImageLike, mask: ImageLike | None = None, *,

@@ -8,6 +8,7 @@ L-BFGS pyramid. Known pixels are never changed; cost grows with the hole, not th
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .config import InpaintConfig
@@ -20,12 +21,13 @@ from .voting import vote_fill
 
 
 class Synthesizer:
-    """Fills holes in float images; holds the loaded prior (and VGG for ``"optimise"``).
+    """Fills holes in photos; holds the loaded prior (and VGG for ``"optimise"``).
 
-    ``__call__(image, mask, command)``: ``image`` ``(H, W, 3)`` float32 in ``[0, 1]``, ``mask``
+    ``__call__(pixels, mask, command)``: ``pixels`` ``(H, W, 3)`` uint8 or uint16, ``mask``
     ``(H, W)`` bool (True = hole), ``command`` ``"inpaint"`` or ``"outpaint"`` (whose defaults
-    apply, :meth:`~neural_patch_synth.config.InpaintConfig.for_command`). Returns
-    ``(H, W, 3)`` float32 in ``[0, 1]`` whose known pixels equal the input.
+    apply, :meth:`~neural_patch_synth.config.InpaintConfig.for_command`). Returns a copy of
+    ``pixels`` with the hole filled; its known pixels are the input's. Only the hole groups'
+    context windows are converted and filled, so the cost grows with the hole, not the photo.
     """
 
     def __init__(self, config: InpaintConfig, prior: Prior, device: torch.device) -> None:
@@ -36,22 +38,24 @@ class Synthesizer:
         if config.method == "optimise" and not config.prior_only:
             self.optimiser = NeuralOptimiser(config, device)
 
-    def __call__(self, image: torch.Tensor, mask: torch.Tensor, command: str = "inpaint"
-                 ) -> torch.Tensor:
+    def __call__(self, pixels: np.ndarray, mask: np.ndarray, command: str = "inpaint"
+                 ) -> np.ndarray:
         cfg = self.config.for_command(command)
         if cfg.seed is not None:
             torch.manual_seed(cfg.seed)  # the randomised PCA of the feature search
-        out = image.clone()
-        groups = hole_groups(mask.cpu().numpy(), cfg.context, cfg.coarse_size)
+        scale = float(np.iinfo(pixels.dtype).max)
+        out = pixels.copy()
+        groups = hole_groups(mask, cfg.context, cfg.coarse_size)
         for i, group in enumerate(groups):
-            win = group.window
-            crop = image[win.y0:win.y1, win.x0:win.x1].permute(2, 0, 1)[None].to(self.device)
+            rows, cols = slice(group.window.y0, group.window.y1), slice(group.window.x0,
+                                                                      group.window.x1)
+            crop = torch.from_numpy(pixels[rows, cols].astype(np.float32) / scale)
+            crop = crop.permute(2, 0, 1)[None].to(self.device)
             hole = torch.from_numpy(group.mask)[None, None].float().to(self.device)
             label = f"hole {i + 1}/{len(groups)} " if len(groups) > 1 else ""
-            filled = self.fill(crop, hole, cfg, label, seed_offset=i)
-            region = out[win.y0:win.y1, win.x0:win.x1]
-            hole_hw = torch.from_numpy(group.mask)[..., None]
-            region.copy_(torch.where(hole_hw, filled[0].permute(1, 2, 0).cpu(), region))
+            filled = self.fill(crop, hole, cfg, label, seed_offset=i)[0].permute(1, 2, 0)
+            values = np.rint(filled.cpu().numpy() * scale).astype(pixels.dtype)
+            out[rows, cols][group.mask] = values[group.mask]
         return out
 
     def fill(self, image: torch.Tensor, hole: torch.Tensor, cfg: InpaintConfig,
