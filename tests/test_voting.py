@@ -67,7 +67,9 @@ def test_search_finds_exact_copies_in_a_periodic_texture(device):
     assert bool(voter.valid[match.source].all())
     assert (match.distance < 1e-6).float().mean() > 0.95
     # descriptors keep every dimension here, so the descriptor score equals the exact distance
-    assert torch.allclose(match.score, match.distance, atol=1e-3)
+    # (up to TF32 on CUDA: torch runs float32 convolutions with a 10-bit mantissa there)
+    tf32 = {"atol": 1e-3} if device.type == "cpu" else {"atol": 1e-2, "rtol": 1e-2}
+    assert torch.allclose(match.score, match.distance, **tf32)
 
 
 def test_vote_and_best_patch_reproduce_the_truth_from_a_perfect_field(device):
