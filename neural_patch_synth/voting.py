@@ -178,11 +178,12 @@ class Voter:
         the targets in ``block`` → ``(n,)``: ``locality · (distance / side)²``, so nearby
         content is preferred, plus ``guide_weight[target] · |guide[target] − guide[source]|²``,
         so copies keep the layout guide's colour where it is trusted."""
-        cost = torch.zeros(len(sources), device=self.device)
         if self.locality:
             w = self.width
             dy, dx = self.ty[block] - sources // w, self.tx[block] - sources % w
             cost = self.locality * (dy * dy + dx * dx).float()
+        else:
+            cost = torch.zeros(len(sources), device=self.device)
         if self.guide is not None and self.guide_weight is not None:
             diff = self.guide_t[:, block] - self.guide[:, sources]
             cost = cost + self.guide_weight_t[block] * diff.pow(2).sum(dim=0)
