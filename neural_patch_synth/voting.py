@@ -240,8 +240,7 @@ class Voter:
         n = len(self.targets)
         source = self.random_sources(n)
         if start is not None:
-            ok = (start >= 0) & self.valid[start.clamp(0, len(self.valid) - 1)]
-            source = torch.where(ok, start, source)
+            source = torch.where(self.valid_or_none[start], start, source)
         desc_t = desc[self.targets]
         score = (desc_t - desc[source]).pow(2).sum(dim=1)
         score = score + self.penalty(source)

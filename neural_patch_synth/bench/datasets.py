@@ -79,6 +79,12 @@ def square_crop(img: Image.Image, side: int) -> Image.Image:
     return img.crop((x0, y0, x0 + side, y0 + side))
 
 
+def holed(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``image`` ``(H, W, 3)`` as a user gives it to a fill: uint8, hole pixels (``mask``
+    ``(H, W)`` True) zeroed, so nothing of the truth reaches the method."""
+    return np.where(mask[..., None], 0, image).astype(np.uint8)
+
+
 def square_hole(height: int, width: int, side: int) -> np.ndarray:
     """``(height, width)`` bool mask with a centred ``side``² square hole."""
     y0, x0 = (height - side) // 2, (width - side) // 2

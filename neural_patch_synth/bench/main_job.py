@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from neural_patch_synth.bench.datasets import data_root
+from neural_patch_synth.bench.datasets import data_root, holed
 from neural_patch_synth.bench.methods import configure_nps
 from neural_patch_synth.bench.metrics import hole_metrics
 from neural_patch_synth.bench.run import select_methods, vgg_weights
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     root = data_root(args.data)
     image = np.asarray(Image.open(root / "kodak" / PHOTO).convert("RGB"))
     mask = box_mask(BOX, (image.shape[1], image.shape[0]))
-    given = np.where(mask[..., None], 0, image).astype(np.uint8)
+    given = holed(image, mask)
     configure_nps(device="cpu", seed=0, vgg_weights=vgg_weights(root))
     runnable, notes = select_methods(list(SHOWN))
     for note in notes:

@@ -75,9 +75,10 @@ def device_name(device: str) -> str:
     or the GPU's name with the CUDA version torch was built for."""
     import torch
 
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if not device.startswith("cuda"):
-        return device
-    index = torch.device(device).index or 0
-    return f"cuda: {torch.cuda.get_device_name(index)}, CUDA {torch.version.cuda}"
+    from neural_patch_synth.api import resolve_device
+
+    resolved = resolve_device(device)
+    if resolved.type != "cuda":
+        return resolved.type
+    name = torch.cuda.get_device_name(resolved.index or 0)
+    return f"cuda: {name}, CUDA {torch.version.cuda}"

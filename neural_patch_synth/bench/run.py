@@ -166,7 +166,7 @@ def fill_row(m: Method, case: Case, image: np.ndarray, mask: np.ndarray, cuda: b
                            "mask": case.mask_id, "category": case.category,
                            "height": image.shape[0], "width": image.shape[1],
                            "hole": float(mask.mean())}
-    given = np.where(mask[..., None], 0, image).astype(np.uint8)
+    given = datasets.holed(image, mask)
     try:
         result, seconds, peak = measure(lambda: m.fn(given.copy(), mask.copy()), cuda and m.gpu)
         result = np.asarray(result)

@@ -33,7 +33,7 @@ from PIL import Image
 
 from neural_patch_synth import Inpainter, voting
 from neural_patch_synth.bench import meter
-from neural_patch_synth.bench.datasets import centre_hole, data_root, square_hole
+from neural_patch_synth.bench.datasets import centre_hole, data_root, holed, square_hole
 from neural_patch_synth.bench.metrics import hole_psnr
 from neural_patch_synth.errors import NPSError
 from neural_patch_synth.io import parse_size, write_text
@@ -92,7 +92,7 @@ def measure(img: np.ndarray, mask: np.ndarray, warmup: int = 0, **options) -> di
     """Run the engine on ``img``/``mask`` (``warmup`` untimed fills first); return the
     timing breakdown and hole PSNR of the timed fill."""
     nps = Inpainter(progress=False, **options)
-    given = np.where(mask[..., None], 0, img).astype(np.uint8)
+    given = holed(img, mask)
     for _ in range(warmup):
         nps(given, mask)
     clock = Clock(nps.device)
@@ -124,7 +124,7 @@ def patchmatch_time(img: np.ndarray, mask: np.ndarray) -> dict:
     method = METHODS["patchmatch"]
     if why := unavailable(method):
         raise SystemExit(f"speed: PatchMatch cannot run here: {why}")
-    given = np.where(mask[..., None], 0, img).astype(np.uint8)
+    given = holed(img, mask)
     out, seconds, _ = meter.measure(lambda: method.fn(given, mask))
     return {"patchmatch_s": seconds, "patchmatch_psnr_db": hole_psnr(out, img, mask)}
 
@@ -136,7 +136,7 @@ def profile(img: np.ndarray, mask: np.ndarray, **options) -> str:
     from torch.profiler import profile as torch_profile
 
     nps = Inpainter(progress=False, **options)
-    given = np.where(mask[..., None], 0, img).astype(np.uint8)
+    given = holed(img, mask)
     nps(given, mask)
     cuda = nps.device.type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
