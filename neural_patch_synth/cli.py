@@ -212,7 +212,7 @@ def cmd_train_content(args: argparse.Namespace) -> int:
     from .prior.train import train_content
 
     names = ("val_data", "arch", "width", "steps", "batch_size", "lr", "loss", "init",
-             "val_every", "max_minutes", "cache", "device", "seed")
+             "val_every", "max_minutes", "cache", "device", "seed", "workers")
     given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     train_content(args.data, args.out, quiet=args.quiet, **given)
     return 0
@@ -350,6 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "that share one decode the photos once")
     p.add_argument("--device", help="auto (default: CUDA when available), cpu or cuda")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--workers", type=int,
+                   help="processes that draw batches ahead of the network (default 0: none; "
+                        "on a GPU, several; the batches are the same)")
     p.add_argument("--arch",
                    help="network: pconv (partial-convolution U-Net, the default), attention "
                         "(contextual attention) or v1 (the first Context-Encoder-style net)")

@@ -151,10 +151,11 @@ def test_init_starts_from_weights(tmp_path: Path, caplog: pytest.LogCaptureFixtu
 
 
 def test_init_with_a_larger_width_widens_and_starts_from_the_same_function(
-        tmp_path: Path) -> None:
+        tmp_path: Path, device: torch.device) -> None:
     photos = write_photos(tmp_path / "photos")
     first = train(photos, tmp_path / "first")
-    wide = train(photos, tmp_path / "wide", init=first, width=6, lr=1e-12, steps=1)
+    wide = train(photos, tmp_path / "wide", init=first, width=6, lr=1e-12, steps=1,
+                 device=device.type)  # widened where it is trained
     assert checkpoint_state(tmp_path / "wide")["width"] == 6
     image, mask = torch.rand(2, 3, 128, 128), torch.zeros(2, 1, 128, 128)
     mask[..., 40:90, 30:100] = 1
@@ -181,6 +182,8 @@ def test_bad_input(tmp_path: Path) -> None:
         train(photos, tmp_path / "out", steps=0)
     with pytest.raises(NPSError, match="width"):
         train(photos, tmp_path / "out", width=0)
+    with pytest.raises(NPSError, match="workers"):
+        train(photos, tmp_path / "out", workers=-1)
     with pytest.raises(NPSError, match="unknown loss 'l2'"):
         train(photos, tmp_path / "out", loss="l2")
     with pytest.raises(NPSError, match="unknown device 'gpu'"):
@@ -265,6 +268,8 @@ def test_resume_after_max_minutes_equals_uninterrupted(tmp_path: Path) -> None:
     assert_same_run(tmp_path / "whole", tmp_path / "pieces")
     whole = (tmp_path / "whole" / "content_net.pt").read_bytes()
     assert whole == (tmp_path / "pieces" / "content_net.pt").read_bytes()
+    train(photos, tmp_path / "workers", steps=5, workers=2)  # batches drawn in two processes
+    assert_same_run(tmp_path / "whole", tmp_path / "workers")
 
 
 def test_interrupt_checkpoints_and_resumes(tmp_path: Path,

@@ -72,13 +72,14 @@ class PConvUNet(Predictor):
         self.dec = nn.ModuleList(convs[6:])
 
     def widened(self, width: int) -> PConvUNet:
-        """A copy with ``width`` ≥ ``self.width`` channels that computes exactly what this
-        network does: the old weights in place, the new channels' incoming weights freshly
-        initialised (torch's global generator) and their outgoing weights zero, so training
-        starts from this network's function and grows into the new channels."""
+        """A copy with ``width`` ≥ ``self.width`` channels, on this network's device, that
+        computes exactly what this network does: the old weights in place, the new channels'
+        incoming weights freshly initialised (torch's global generator, on the CPU) and their
+        outgoing weights zero, so training starts from this network's function and grows into
+        the new channels."""
         if width < self.width:
             raise ValueError(f"cannot narrow a width-{self.width} network to {width}")
-        wide = PConvUNet(width)
+        wide = PConvUNet(width).to(self.enc[0].conv.weight.device)
         olds = [*self.enc, *self.dec]
         news = [*wide.enc, *wide.dec]
         with torch.no_grad():

@@ -6,8 +6,10 @@ blocks, irregular strokes of every area category, holes touching the border); lo
 (L1, or the per-image log of the hole MSE: :data:`LOSSES`) + a little L1 outside, summed over
 the network's stages; ``--init`` starts from trained weights (fine-tuning; a larger ``--width``
 widens them first); Adam, learning rate decayed linearly over the last 30 % of the steps. Photos
-are decoded once into a uint8 ``.npy`` cache (in the run folder, or ``--cache``). A checkpoint
-(model, optimiser, step, every RNG state) is written every ``--val-every`` steps, at the end, on
+are decoded once into a uint8 ``.npy`` cache (in the run folder, or ``--cache``). Step ``k``'s
+batch depends only on ``(seed, k)``, so ``--workers`` processes can draw batches ahead of the
+network (a GPU outruns one CPU core) without changing them. A checkpoint (model, optimiser,
+step, the global RNG states) is written every ``--val-every`` steps, at the end, on
 ``--max-minutes`` expiry and on Ctrl-C / SIGTERM (after the current step); rerunning the same
 command continues exactly where it stopped. ``OUT/content_net.pt`` (fp16 weights) is exported
 whenever training stops.
@@ -78,8 +80,8 @@ def decode(path: Path, side: int | None = SIZE) -> np.ndarray:
     return np.asarray(im.crop((x0, y0, x0 + side, y0 + side)))
 
 
-def photo_cache(files: list[Path], cache_dir: Path, quiet: bool) -> np.ndarray:
-    """``(N, 128, 128, 3)`` uint8 array of ``files``, memory-mapped from a ``.npy`` cache.
+def photo_cache(files: list[Path], cache_dir: Path, quiet: bool) -> Path:
+    """A ``.npy`` cache of ``files``: an ``(N, 128, 128, 3)`` uint8 array.
 
     The cache is keyed by the file list (paths, sizes, mtimes) and built on first use through
     :func:`~neural_patch_synth.io.replace_file` (a temporary file renamed into place): runs that
@@ -98,7 +100,7 @@ def photo_cache(files: list[Path], cache_dir: Path, quiet: bool) -> np.ndarray:
                 out.write(decode(f).astype(np.uint8).reshape(SIZE, SIZE, 3).tobytes())
 
         replace_file(path, write)
-    return np.load(path, mmap_mode="r")
+    return path
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -120,6 +122,21 @@ def sample_batch(photos: np.ndarray, batch: int,
         crops.append(crop[:, ::-1] if flip else crop)
     masks = np.stack([random_training_mask(rng, SIZE) for _ in range(batch)])
     return to_tensor(np.stack(crops)), torch.from_numpy(masks[:, None]).float()
+
+
+class Batches(torch.utils.data.Dataset):
+    """Training batches by step: item ``k`` is :func:`sample_batch` of ``batch`` photos from
+    the cache at ``photos`` with the generator seeded by ``(seed, k)``, the same in any process
+    and after any resumption. The cache is memory-mapped on first use, in each process."""
+
+    def __init__(self, photos: Path, batch: int, seed: int) -> None:
+        self.path, self.batch, self.seed = photos, batch, seed
+        self.photos: np.ndarray | None = None
+
+    def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.photos is None:
+            self.photos = np.load(self.path, mmap_mode="r")
+        return sample_batch(self.photos, self.batch, np.random.default_rng([self.seed, step]))
 
 
 def validation_set(folder: str | Path, n: int = VAL_IMAGES) -> torch.Tensor:
@@ -202,21 +219,20 @@ def learning_rate(base: float, step: int, steps: int) -> float:
     return base * (1.0 - 0.9 * (step - start) / max(steps - start, 1.0))
 
 
-def rng_states(data_rng: np.random.Generator) -> dict:
-    """Every RNG state training depends on."""
+def rng_states() -> dict:
+    """The global RNG states (the batches have their own: :class:`Batches`)."""
     states = {"python": random.getstate(), "numpy": np.random.get_state(),
-              "torch": torch.get_rng_state(), "data": data_rng.bit_generator.state}
+              "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
 
 
-def set_rng_states(states: dict, data_rng: np.random.Generator) -> None:
+def set_rng_states(states: dict) -> None:
     """Restore what :func:`rng_states` returned."""
     random.setstate(states["python"])
     np.random.set_state(states["numpy"])
     torch.set_rng_state(states["torch"])
-    data_rng.bit_generator.state = states["data"]
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
 
@@ -250,7 +266,7 @@ def train_content(data: str | os.PathLike, out: str | os.PathLike, *,
                   lr: float = 5e-4, loss: str = "l1", init: str | os.PathLike | None = None,
                   val_every: int = 250, max_minutes: float | None = None,
                   cache: str | os.PathLike | None = None, device: str = "auto", seed: int = 0,
-                  quiet: bool = False) -> Path:
+                  workers: int = 0, quiet: bool = False) -> Path:
     """Train (or resume) a content network on the photos in ``data``; returns the exported
     weights (``out/content_net.pt``).
 
@@ -262,14 +278,15 @@ def train_content(data: str | os.PathLike, out: str | os.PathLike, *,
     network first (:meth:`~.pconv.PConvUNet.widened`: it starts computing exactly what the file
     does); ``val_every`` the steps between validations and checkpoints;
     ``max_minutes`` stops early with a checkpoint (rerun to resume); ``cache`` the folder of
-    the decoded-photo cache (default ``out``; runs may share one). A resumed run keeps the
-    architecture, width and loss of its checkpoint. The model card's recipe reproduces the
-    shipped model.
+    the decoded-photo cache (default ``out``; runs may share one); ``workers`` the processes
+    that draw batches ahead (0: in this one; the batches are the same). A resumed run keeps the
+    architecture, width and loss of its checkpoint. The model card's recipe, at the commit it
+    names, reproduces the shipped model.
     """
     if (steps < 1 or batch_size < 1 or val_every < 1 or (width is not None and width < 1)
-            or not lr > 0):
+            or not lr > 0 or workers < 0):
         raise NPSError("steps, batch size, validation interval, width and learning rate must "
-                       "be positive")
+                       "be positive, workers not negative")
     if loss not in LOSSES:
         raise NPSError(f"unknown loss {loss!r} (choose from {', '.join(LOSSES)})")
     dev = resolve_device(device)
@@ -283,7 +300,6 @@ def train_content(data: str | os.PathLike, out: str | os.PathLike, *,
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    data_rng = np.random.default_rng(seed)
     step, elapsed, ckpt = 0, 0.0, None
     if ckpt_path.exists():
         try:
@@ -321,13 +337,13 @@ def train_content(data: str | os.PathLike, out: str | os.PathLike, *,
         except (RuntimeError, KeyError, ValueError) as err:
             raise NPSError(f"unreadable checkpoint {ckpt_path}: {err}") from err
         step, elapsed = ckpt["step"], ckpt["elapsed"]
-        set_rng_states(ckpt["rng"], data_rng)
+        set_rng_states(ckpt["rng"])
     model.train()
 
     def checkpoint() -> None:
         save_atomic({"step": step, "elapsed": elapsed, "arch": arch, "width": width,
                      "loss": loss, "model": model.state_dict(), "opt": opt.state_dict(),
-                     "rng": rng_states(data_rng)}, ckpt_path)
+                     "rng": rng_states()}, ckpt_path)
 
     def log(record: dict) -> None:
         with log_path.open("a") as fh:
@@ -338,12 +354,16 @@ def train_content(data: str | os.PathLike, out: str | os.PathLike, *,
     bar = tqdm(total=steps, initial=step, disable=quiet, desc=f"train-content {arch}")
     losses: list[float] = []
     reason = "done"
+    batches = iter(torch.utils.data.DataLoader(
+        Batches(photos, batch_size, seed), batch_size=None, sampler=range(step, steps),
+        num_workers=workers, prefetch_factor=4 if workers else None,
+        pin_memory=dev.type == "cuda"))
     with deferred_interrupts() as received:
         while step < steps:
             t0 = time.monotonic()
             for group in opt.param_groups:
                 group["lr"] = learning_rate(lr, step, steps)
-            images, masks = (t.to(dev) for t in sample_batch(photos, batch_size, data_rng))
+            images, masks = (t.to(dev, non_blocking=True) for t in next(batches))
             losses.append(train_step(model, opt, images, masks, loss))
             elapsed += time.monotonic() - t0
             step += 1
