@@ -351,8 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto (default: CUDA when available), cpu or cuda")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--workers", type=int,
-                   help="processes that draw batches ahead of the network (default 0: none; "
-                        "on a GPU, several; the batches are the same)")
+                   help="processes that draw batches ahead of the network (default: none on "
+                        "a CPU, up to 8 on a GPU; the batches are the same)")
     p.add_argument("--arch",
                    help="network: pconv (partial-convolution U-Net, the default), attention "
                         "(contextual attention) or v1 (the first Context-Encoder-style net)")

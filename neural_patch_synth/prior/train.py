@@ -266,7 +266,7 @@ def train_content(data: str | os.PathLike, out: str | os.PathLike, *,
                   lr: float = 5e-4, loss: str = "l1", init: str | os.PathLike | None = None,
                   val_every: int = 250, max_minutes: float | None = None,
                   cache: str | os.PathLike | None = None, device: str = "auto", seed: int = 0,
-                  workers: int = 0, quiet: bool = False) -> Path:
+                  workers: int | None = None, quiet: bool = False) -> Path:
     """Train (or resume) a content network on the photos in ``data``; returns the exported
     weights (``out/content_net.pt``).
 
@@ -279,17 +279,20 @@ def train_content(data: str | os.PathLike, out: str | os.PathLike, *,
     does); ``val_every`` the steps between validations and checkpoints;
     ``max_minutes`` stops early with a checkpoint (rerun to resume); ``cache`` the folder of
     the decoded-photo cache (default ``out``; runs may share one); ``workers`` the processes
-    that draw batches ahead (0: in this one; the batches are the same). A resumed run keeps the
+    that draw batches ahead (0: in this one; None: 0 on a CPU, up to 8 on a GPU; the batches
+    are the same). A resumed run keeps the
     architecture, width and loss of its checkpoint. The model card's recipe, at the commit it
     names, reproduces the shipped model.
     """
     if (steps < 1 or batch_size < 1 or val_every < 1 or (width is not None and width < 1)
-            or not lr > 0 or workers < 0):
+            or not lr > 0 or (workers is not None and workers < 0)):
         raise NPSError("steps, batch size, validation interval, width and learning rate must "
                        "be positive, workers not negative")
     if loss not in LOSSES:
         raise NPSError(f"unknown loss {loss!r} (choose from {', '.join(LOSSES)})")
     dev = resolve_device(device)
+    if workers is None:  # one CPU core cannot keep a GPU fed
+        workers = 0 if dev.type == "cpu" else min(8, (os.cpu_count() or 1) - 1)
     architecture(arch)  # fails fast on an unknown name
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
