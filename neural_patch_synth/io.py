@@ -86,7 +86,8 @@ class Photo:
 
     @property
     def max_value(self) -> int:
-        return 65535 if self.pixels.dtype == np.uint16 else 255
+        """Full scale of the pixels' dtype: 255 (8 bits) or 65535 (16 bits)."""
+        return int(np.iinfo(self.pixels.dtype).max)
 
 
 @contextmanager

@@ -61,7 +61,7 @@ def checkpoint_state(out: Path) -> dict:
 
 def assert_same_run(a: Path, b: Path) -> None:
     ca, cb = checkpoint_state(a), checkpoint_state(b)
-    assert ca["step"] == cb["step"]
+    assert (ca["step"], ca["best_val"]) == (cb["step"], cb["best_val"])
     for key, value in ca["model"].items():
         assert torch.equal(value, cb["model"][key]), key
     assert torch.equal(ca["opt"]["state"][0]["exp_avg"], cb["opt"]["state"][0]["exp_avg"])
@@ -254,8 +254,16 @@ def test_run_exports_weights_and_log(tmp_path: Path, device: torch.device) -> No
     assert prior.model.width == 4 and type(prior.model).__name__ == "PConvUNet"
     log = (tmp_path / "run" / "log.jsonl").read_text()
     records = [json.loads(line) for line in log.splitlines()]
+    scores = [r["val_hole_psnr"] for r in records if "val_hole_psnr" in r]
     assert [r["step"] for r in records if "val_hole_psnr" in r] == [2, 4]
     assert records[-1]["event"] == "done"
+    # the best validation so far is exported when it is reached, and remembered
+    assert records[0]["best"] and records[1].get("best", False) == (scores[1] > scores[0])
+    best = NetworkPrior.from_file(tmp_path / "run" / "best_content_net.pt", torch.device("cpu"))
+    images = train_mod.validation_set(photos)
+    assert train_mod.validate(best.model, images, torch.device("cpu")) == pytest.approx(
+        max(scores), abs=0.05)  # fp16 weights
+    assert checkpoint_state(tmp_path / "run")["best_val"] == max(scores)
 
 
 def test_resume_after_max_minutes_equals_uninterrupted(tmp_path: Path) -> None:
@@ -266,8 +274,9 @@ def test_resume_after_max_minutes_equals_uninterrupted(tmp_path: Path) -> None:
         assert checkpoint_state(tmp_path / "pieces")["step"] == expected_step
         assert (tmp_path / "pieces" / "content_net.pt").exists()
     assert_same_run(tmp_path / "whole", tmp_path / "pieces")
-    whole = (tmp_path / "whole" / "content_net.pt").read_bytes()
-    assert whole == (tmp_path / "pieces" / "content_net.pt").read_bytes()
+    for name in ("content_net.pt", "best_content_net.pt"):
+        whole = (tmp_path / "whole" / name).read_bytes()
+        assert whole == (tmp_path / "pieces" / name).read_bytes()
     train(photos, tmp_path / "workers", steps=5, workers=2)  # batches drawn in two processes
     assert_same_run(tmp_path / "whole", tmp_path / "workers")
 

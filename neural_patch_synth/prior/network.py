@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from ..errors import NPSError
+from ..io import replace_file
 from .attention import AttentionNet
 from .context_encoder import ContextEncoder
 from .layers import SIZE, Predictor
@@ -42,10 +43,11 @@ def arch_name(model: Predictor) -> str:
 
 
 def save_weights(model: Predictor, path: Path) -> None:
-    """Write ``model`` as fp16 weights plus the config needed to rebuild it."""
+    """Write ``model`` as fp16 weights plus the config needed to rebuild it (through a
+    temporary file: an interrupted write leaves the old file)."""
     state = {k: v.detach().to("cpu", torch.float16) for k, v in model.state_dict().items()}
     config = {"arch": arch_name(model), "width": model.width, "size": SIZE}
-    torch.save({"config": config, "state_dict": state}, path)
+    replace_file(path, lambda out: torch.save({"config": config, "state_dict": state}, out))
 
 
 def load_weights(path: Path, device: torch.device) -> Predictor:

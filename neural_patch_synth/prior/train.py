@@ -12,7 +12,8 @@ network (a GPU outruns one CPU core) without changing them. A checkpoint (model,
 step, the global RNG states) is written every ``--val-every`` steps, at the end, on
 ``--max-minutes`` expiry and on Ctrl-C / SIGTERM (after the current step); rerunning the same
 command continues exactly where it stopped. ``OUT/content_net.pt`` (fp16 weights) is exported
-whenever training stops.
+whenever training stops, and ``OUT/best_content_net.pt`` whenever the validation PSNR reaches a
+new best (a long run may overfit: its last weights are not always its best).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import random
 import signal
@@ -237,13 +239,6 @@ def set_rng_states(states: dict) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def save_atomic(obj: object, path: Path) -> None:
-    """``torch.save`` to a temporary file, then rename over ``path``."""
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 @contextmanager
 def deferred_interrupts() -> Iterator[list[int]]:
     """Record SIGINT / SIGTERM in the yielded list instead of raising mid-step."""
@@ -303,7 +298,7 @@ def train_content(data: str | os.PathLike, out: str | os.PathLike, *,
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    step, elapsed, ckpt = 0, 0.0, None
+    step, elapsed, best, ckpt = 0, 0.0, -math.inf, None
     if ckpt_path.exists():
         try:
             ckpt = torch.load(ckpt_path, map_location=dev, weights_only=False)
@@ -339,14 +334,15 @@ def train_content(data: str | os.PathLike, out: str | os.PathLike, *,
             opt.load_state_dict(ckpt["opt"])
         except (RuntimeError, KeyError, ValueError) as err:
             raise NPSError(f"unreadable checkpoint {ckpt_path}: {err}") from err
-        step, elapsed = ckpt["step"], ckpt["elapsed"]
+        step, elapsed, best = ckpt["step"], ckpt["elapsed"], ckpt.get("best_val", -math.inf)
         set_rng_states(ckpt["rng"])
     model.train()
 
     def checkpoint() -> None:
-        save_atomic({"step": step, "elapsed": elapsed, "arch": arch, "width": width,
-                     "loss": loss, "model": model.state_dict(), "opt": opt.state_dict(),
-                     "rng": rng_states()}, ckpt_path)
+        state = {"step": step, "elapsed": elapsed, "best_val": best, "arch": arch,
+                 "width": width, "loss": loss, "model": model.state_dict(),
+                 "opt": opt.state_dict(), "rng": rng_states()}
+        replace_file(ckpt_path, lambda fh: torch.save(state, fh))
 
     def log(record: dict) -> None:
         with log_path.open("a") as fh:
@@ -378,6 +374,10 @@ def train_content(data: str | os.PathLike, out: str | os.PathLike, *,
                           "threads": torch.get_num_threads(), "time": time.time()}
                 if val_images is not None:
                     record["val_hole_psnr"] = validate(model, val_images, dev)
+                    if record["val_hole_psnr"] > best:
+                        best = record["val_hole_psnr"]
+                        save_weights(model, out / "best_content_net.pt")
+                        record["best"] = True
                 log(record)
                 if not quiet:
                     bar.write(json.dumps(record))
