@@ -275,9 +275,8 @@ def train_content(data: str | os.PathLike, out: str | os.PathLike, *,
     ``max_minutes`` stops early with a checkpoint (rerun to resume); ``cache`` the folder of
     the decoded-photo cache (default ``out``; runs may share one); ``workers`` the processes
     that draw batches ahead (0: in this one; None: 0 on a CPU, up to 8 on a GPU; the batches
-    are the same). A resumed run keeps the
-    architecture, width and loss of its checkpoint. The model card's recipe, at the commit it
-    names, reproduces the shipped model.
+    are the same). A resumed run keeps the architecture, width and loss of its checkpoint. The
+    model card's recipe, at the commit it names, reproduces the shipped model.
     """
     if (steps < 1 or batch_size < 1 or val_every < 1 or (width is not None and width < 1)
             or not lr > 0 or (workers is not None and workers < 0)):
