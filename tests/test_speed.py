@@ -23,12 +23,15 @@ def test_speed_breakdown_is_consistent(case, device):
     """Timed parts are non-negative and nested inside the total; search and vote are seen, the
     seam pass only when it runs, and the search grows with the iterations."""
     options = {"prior": "smooth", "device": device.type, "progress": False}
-    few = measure(*case, Inpainter(em_iterations=(1,), seams=False, **options))
-    many = measure(*case, Inpainter(em_iterations=(12,), seams=True, **options))
-    for r in (few, many):
+    few_nps = Inpainter(em_iterations=(1,), seams=False, **options)
+    many_nps = Inpainter(em_iterations=(12,), seams=True, **options)
+    # three runs each, compared by their fastest: a busy machine can stall any one run
+    few = [measure(*case, few_nps) for _ in range(3)]
+    many = [measure(*case, many_nps) for _ in range(3)]
+    for r in few + many:
         assert all(r[k] >= 0 for k in TIMED), r
         assert sum(r[k] for k in TIMED) <= r["total_s"], r
         assert r["search_s"] > 0 and r["vote_s"] > 0 and r["prior_s"] > 0
         assert np.isfinite(r["hole_psnr_db"])
-    assert few["seams_s"] == 0 and many["seams_s"] > 0
-    assert many["search_s"] > few["search_s"]
+    assert all(r["seams_s"] == 0 for r in few) and all(r["seams_s"] > 0 for r in many)
+    assert min(r["search_s"] for r in many) > min(r["search_s"] for r in few)
