@@ -335,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder: checkpoints, log, weights")
     p.add_argument("--val-data", help="folder of validation photos")
     p.add_argument("--steps", type=int,
-                   help="total optimisation steps (default: the shipped model's 15000)")
+                   help="total optimisation steps (default 15000, v2's)")
     p.add_argument("--batch-size", type=int, help="photos per step (default 16)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default 5e-4)")
     p.add_argument("--loss", choices=("l1", "log-mse"),
@@ -357,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="network: pconv (partial-convolution U-Net, the default), attention "
                         "(contextual attention) or v1 (the first Context-Encoder-style net)")
     p.add_argument("--width", type=int,
-                   help="channels of the first network level (default: the shipped model's); "
+                   help="channels of the first network level (default 24, v2's); "
                         "with --init, a larger width widens a pconv network")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train_content)

@@ -51,7 +51,8 @@ VAL_IMAGES = 200
 OUTSIDE_WEIGHT = 0.1
 """Weight of the L1 term on known pixels, relative to the hole term."""
 DEFAULT_ARCH, DEFAULT_WIDTH, DEFAULT_STEPS = "pconv", 24, 15000
-"""Architecture, width and steps of the shipped model."""
+"""Architecture, width and steps of v2, the CPU-sized recipe (v2.2, shipped, is wider and was
+trained on a GPU: the model card)."""
 DECAY_START = 0.7
 """Fraction of ``--steps`` after which the learning rate falls linearly to 10 % at the end."""
 
@@ -276,7 +277,7 @@ def train_content(data: str | os.PathLike, out: str | os.PathLike, *,
     the decoded-photo cache (default ``out``; runs may share one); ``workers`` the processes
     that draw batches ahead (0: in this one; None: 0 on a CPU, up to 8 on a GPU; the batches
     are the same). A resumed run keeps the architecture, width and loss of its checkpoint. The
-    model card's recipe, at the commit it names, reproduces the shipped model.
+    model card gives the recipe of each shipped model.
     """
     if (steps < 1 or batch_size < 1 or val_every < 1 or (width is not None and width < 1)
             or not lr > 0 or (workers is not None and workers < 0)):
