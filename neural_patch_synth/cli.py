@@ -59,6 +59,9 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seams", action=argparse.BooleanOptionalAction,
                    help="vote: hide the seams between copied pieces (default: on; --no-seams "
                         "keeps the pieces as copied)")
+    p.add_argument("--detail", type=float,
+                   help="vote: sharpen the fill's fine detail by this amount (default 0.15; "
+                        "0 off)")
     p.add_argument("--blend", choices=("none", "poisson"),
                    help="poisson: seamless-clone the fill into the photo (default: none for "
                         "inpaint and batch, poisson for outpaint)")
@@ -90,7 +93,7 @@ def engine_config(args: argparse.Namespace, progress: bool | None = None):
     opts = {"device": args.device, "seed": args.seed, "prior": args.prior,
             "prior_only": args.prior_only,
             "progress": (not args.quiet) if progress is None else progress}
-    for name in ("method", "em_iterations", "seams", "blend", "iterations", "layers",
+    for name in ("method", "em_iterations", "seams", "detail", "blend", "iterations", "layers",
                  "vgg_weights", "search"):
         if getattr(args, name) is not None:
             opts[name] = getattr(args, name)

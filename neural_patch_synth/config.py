@@ -96,6 +96,14 @@ class InpaintConfig:
     kept: :data:`~neural_patch_synth.voting.SEAM_KEEP_STEP`). On by default: a blind judge
     preferred it in 27 of 36 quick-suite cases, for a lower sharpness ratio (a hard seam counts
     as detail in that measure) and a slightly higher patch SWD (see the README)."""
+    detail: float = 0.15
+    """Sharpen the fill: add this multiple of its brightness's fine detail (luma minus its
+    Gaussian blur, σ :data:`~neural_patch_synth.voting.DETAIL_SIGMA`) to the hole's pixels,
+    faded in over the first :data:`~neural_patch_synth.voting.DETAIL_FADE` pixels from the
+    known ones (0: off). The copied pieces lose fine detail where the seam pass joins them,
+    and the search prefers smooth sources to textured ones; on the Kodak sets 0.15 raised the
+    sharpness ratio 0.76 → 0.85 with a patch distribution closer to the truth's (SWD 2.59 →
+    2.52), for 0.08 dB of hole PSNR (see the README)."""
     blend: str = "auto"
     """``"poisson"``: seamless cloning of the fill into the photo (Pérez et al. 2003): the
     fill's gradients, the boundary's colours; ``"none"``: pasted as it is; ``"auto"``: each
@@ -201,6 +209,7 @@ class InpaintConfig:
         if self.guide_reach == 0:
             fail("guide_reach", "positive")
         flag("seams")
+        real("detail", 0.0)
         if self.blend not in ("auto", "none", "poisson"):
             fail("blend", "auto, none or poisson")
         real("outpaint_step", 0.0)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from neural_patch_synth import InpaintConfig
 from neural_patch_synth.cli import build_parser, engine_config, main
 from tests.images import textured
 
@@ -209,3 +210,10 @@ def test_seams_flag_sets_the_option_and_defaults_to_on(photo, tmp_path):
     assert engine_config(parser.parse_args(base)).seams is True
     assert engine_config(parser.parse_args([*base, "--no-seams"])).seams is False
     assert engine_config(parser.parse_args([*base, "--seams"])).seams is True
+
+
+def test_detail_option_sets_the_amount(photo, tmp_path):
+    parser = build_parser()
+    base = ["inpaint", str(photo), "--box", "1,1,4,4", "-o", str(tmp_path / "o.png")]
+    assert engine_config(parser.parse_args(base)).detail == InpaintConfig().detail
+    assert engine_config(parser.parse_args([*base, "--detail", "0"])).detail == 0.0

@@ -19,7 +19,8 @@ BAD = [
     ("max_known_patches", 0), ("max_known_patches", -5), ("match_every", 0),
     ("similarity", "cos"), ("search", "annoy"), ("pca_dim", 0), ("pca_dim", -1),
     ("pca_dim", 16.0), ("vgg_weights", ""), ("vgg_weights", 1), ("device", "gpu"),
-    ("device", "cuda:x"), ("seed", -1), ("seed", 1.5), ("progress", None),
+    ("device", "cuda:x"), ("seed", -1), ("seed", 1.5), ("progress", None), ("detail", -0.1),
+    ("detail", "0.15"),
 ]
 
 

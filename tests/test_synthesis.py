@@ -16,11 +16,13 @@ def holed(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def test_a_periodic_texture_is_filled_exactly(device):
-    """Every patch of a periodic texture exists outside the hole: voting must copy it back."""
+    """Every patch of a periodic texture exists outside the hole: voting must copy it back
+    (without the detail step, which sharpens even an exact copy)."""
     img = tiled(96, 128)
     mask = np.zeros((96, 128), bool)
     mask[30:70, 40:90] = True
-    out = inpaint(holed(img, mask), mask, prior="smooth", device=device.type, progress=False)
+    out = inpaint(holed(img, mask), mask, prior="smooth", detail=0.0, device=device.type,
+                  progress=False)
     err = np.abs(out[mask].astype(float) - img[mask]).mean()
     mean_fill_err = np.abs(img[mask].astype(float) - img[~mask].mean(0)).mean()
     assert err < 0.05 * mean_fill_err

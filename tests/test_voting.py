@@ -1,4 +1,5 @@
-"""Patch voting: geometry, search, votes, best-patch copies, carried fields, seam gradients."""
+"""Patch voting: geometry, search, votes, best-patch copies, carried fields, seam gradients,
+sharpening."""
 
 import math
 
@@ -12,6 +13,7 @@ from neural_patch_synth.voting import (
     Voter,
     guide_trust,
     layout_guide,
+    sharpen,
     source_gradients,
     texture_features,
     upsample_sources,
@@ -202,3 +204,31 @@ def test_texture_features():
     feats = texture_features(edge, 2)
     assert feats[0, 5, 10] > 0.1 and feats[0, 5, 2] == 0  # horizontal change near the edge
     assert torch.equal(feats[1], torch.zeros(20, 20))     # no vertical change anywhere
+
+
+def test_sharpen_raises_the_holes_fine_detail_and_nothing_else():
+    gen = torch.Generator().manual_seed(0)
+    x = (0.5 + 0.1 * torch.randn(1, 3, 40, 40, generator=gen)).clamp(0, 1)
+    hole = torch.zeros(40, 40, dtype=torch.bool)
+    hole[10:30, 10:30] = True
+    out = sharpen(x, hole, 0.3)
+    assert torch.equal(out[0][:, ~hole], x[0][:, ~hole])  # known pixels untouched
+
+    def detail(img: torch.Tensor) -> float:  # RMS of the 4-neighbour Laplacian deep inside
+        g = img[0].mean(0)
+        lap = 4 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:]
+        return float(lap[13:25, 13:25].square().mean().sqrt())
+
+    assert detail(out) > 1.2 * detail(x)
+    lift = out - x  # one brightness change for all three channels where nothing clamps
+    inside = (out > 0) & (out < 1)
+    assert torch.allclose(lift[:, 0][inside.all(1)], lift[:, 2][inside.all(1)], atol=1e-6)
+    # the gain fades in from the hole's border: smaller changes next to known pixels
+    assert float(lift[0, :, 10, 12:28].abs().mean()) < float(lift[0, :, 20, 12:28].abs().mean())
+
+
+def test_sharpen_leaves_a_flat_fill_alone():
+    x = torch.full((1, 3, 30, 30), 0.4)
+    hole = torch.zeros(30, 30, dtype=torch.bool)
+    hole[5:25, 5:25] = True
+    assert torch.allclose(sharpen(x, hole, 1.0), x, atol=1e-6)
