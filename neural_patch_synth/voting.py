@@ -443,7 +443,8 @@ def vote_fill(image: torch.Tensor, hole: torch.Tensor, start: torch.Tensor,
     level starts from the coarser level's field carried up (so its pixels are copied from the
     start, not blurred by upsampling). Every level's patch distance also compares the
     layout guide (:func:`layout_guide` of ``start``), weighted by ``config.guide_weight`` and
-    :func:`guide_trust`. Returns ``(1, 3, h, w)``.
+    :func:`guide_trust`. The finished fill is sharpened by ``config.detail``
+    (:func:`sharpen`; 0: not). Returns ``(1, 3, h, w)``.
     """
     levels = level_count(hole[0, 0].cpu().numpy() > 0.5, config.coarse_reach,
                          config.min_level_side)
