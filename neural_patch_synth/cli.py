@@ -62,6 +62,9 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detail", type=float,
                    help="vote: sharpen the fill's fine detail by this amount (default 0.15; "
                         "0 off)")
+    p.add_argument("--shifts", type=int,
+                   help="vote: lay out the coarsest level by this many of the photo's dominant "
+                        "shifts (default 60; 0 off)")
     p.add_argument("--blend", choices=("none", "poisson"),
                    help="poisson: seamless-clone the fill into the photo (default: none for "
                         "inpaint and batch, poisson for outpaint)")
@@ -93,8 +96,8 @@ def engine_config(args: argparse.Namespace, progress: bool | None = None):
     opts = {"device": args.device, "seed": args.seed, "prior": args.prior,
             "prior_only": args.prior_only,
             "progress": (not args.quiet) if progress is None else progress}
-    for name in ("method", "em_iterations", "seams", "detail", "blend", "iterations", "layers",
-                 "vgg_weights", "search"):
+    for name in ("method", "em_iterations", "seams", "detail", "shifts", "blend", "iterations",
+                 "layers", "vgg_weights", "search"):
         if getattr(args, name) is not None:
             opts[name] = getattr(args, name)
     return InpaintConfig.from_options(**opts)

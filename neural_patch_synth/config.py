@@ -89,6 +89,13 @@ class InpaintConfig:
     locality: float = 1.0
     """Penalty on copying from far away: this much distance is added for a source one window
     side away (squared, relative to a typical mismatch of a few per cent per pixel)."""
+    shifts: int = 60
+    """The coarsest level, where the hole's layout is decided, copies by this many of the
+    photo's dominant shifts (the offsets at which it repeats itself, He & Sun 2012:
+    :mod:`~neural_patch_synth.shifts`) unless a free match is much closer
+    (:data:`~neural_patch_synth.voting.SHIFT_MARGIN`), so a horizon or a roof continues across
+    the hole instead of being assembled from unrelated pieces (0: a free search only; 60 is
+    He & Sun's count; see the README for the measurements)."""
     seams: bool = True
     """Hide the seams between copied pieces with a screened gradient-domain pass (Image
     Melding): each edge asks for the difference beside its pixel's source, so the copied
@@ -205,6 +212,7 @@ class InpaintConfig:
         for name in ("gradient_weight", "guide_weight"):
             real(name, 0.0, optional=True)
         real("locality", 0.0)
+        integer("shifts", 0)
         real("guide_reach", 0.0)
         if self.guide_reach == 0:
             fail("guide_reach", "positive")

@@ -29,6 +29,7 @@ from .config import InpaintConfig
 from .poisson import reconstruct
 from .prior.smooth import smooth_fill
 from .pyramid import downsample, level_count, level_sizes, resize
+from .shifts import dominant_shifts, level_shifts
 
 CHUNK = {"cpu": 32768, "cuda": 262144}
 """Target patches handled in one block, per device type (bounds memory to
@@ -58,6 +59,12 @@ GUIDE_SIGMA = 2.0
 """Gaussian σ of the layout guide in :data:`GUIDE_SIDE` pixels: the prior's layout and
 colours, not the texture it cannot predict (measured on Kodak: σ 4 lost 0.2–0.5 dB of hole
 PSNR; a 4-px cell average measured like σ 2 but copied regular textures out of phase)."""
+SHIFT_MARGIN = 0.5
+"""At the coarsest level a free match replaces the best dominant shift's only where its
+distance is under this fraction of the shift's (:meth:`Voter.search_layout`). On the Kodak
+sets, shifts alone (0) continued horizons and rows of windows but also cut unique structures
+(a mast, a window's frame) into shifted copies; 0.5 kept the horizons and the mast (see the
+README)."""
 PERCENTILE = 0.75
 """Voting weights are ``exp(-d / 2σ²)`` with ``σ²`` this quantile of the match distances."""
 LUMA = (0.299, 0.587, 0.114)
@@ -180,11 +187,13 @@ class Voter:
         out = F.conv2d(scaled[None], kernel, bias, padding=self.r)[0]  # (K, H, W)
         return out.reshape(k, -1).T.contiguous()
 
-    def penalty(self, sources: torch.Tensor, block: slice = slice(None)) -> torch.Tensor:
+    def penalty(self, sources: torch.Tensor, block: slice | torch.Tensor = slice(None)
+                ) -> torch.Tensor:
         """What is added to the patch distance of copying from ``sources`` ``(n,)`` flat to
-        the targets in ``block`` → ``(n,)``: ``locality · (distance / side)²``, so nearby
-        content is preferred, plus ``guide_weight[target] · |guide[target] − guide[source]|²``,
-        so copies keep the layout guide's colour where it is trusted."""
+        the targets in ``block`` (a slice or ``(n,)`` target indices) → ``(n,)``:
+        ``locality · (distance / side)²``, so nearby content is preferred, plus
+        ``guide_weight[target] · |guide[target] − guide[source]|²``, so copies keep the layout
+        guide's colour where it is trusted."""
         if self.locality:
             w = self.width
             dy, dx = self.ty[block] - sources // w, self.tx[block] - sources % w
@@ -272,6 +281,57 @@ class Voter:
                     x = s % w + jump[1]
                     inside = (y >= 0) & (y < self.height) & (x >= 0) & (x < w)
                     self._improve(desc, desc_t, match, b, torch.where(inside, y * w + x, -1))
+        return self.measured(image, match)
+
+    def search_shifts(self, image: torch.Tensor, shifts: torch.Tensor,
+                      iterations: int) -> Match:
+        """Every target's best source among ``target + shift`` for ``shifts`` ``(k, 2)`` long
+        ``(dy, dx)`` (all of them tried: He & Sun's labels, :mod:`~neural_patch_synth.shifts`),
+        so whole regions are copied by the photo's own repeat offsets. Targets none of whose
+        shifts lands on a source take :meth:`search`'s match (``iterations``)."""
+        desc = self.describe(image)
+        desc_t = desc[self.targets]
+        n = len(self.targets)
+        none = torch.full((n,), math.inf, device=self.device)
+        match = Match(torch.full((n,), -1, dtype=torch.long, device=self.device), none,
+                      none.clone())
+        shifts = shifts.to(self.device)
+        every = torch.arange(n, device=self.device)
+        group = max(1, self.chunk // max(1, n))  # shifts tried at once: memory ≤ a block's
+        for k in range(0, len(shifts), group):
+            dy, dx = shifts[k:k + group, :1], shifts[k:k + group, 1:]
+            sy, sx = self.ty[None] + dy, self.tx[None] + dx  # (g, n)
+            inside = (sy >= 0) & (sy < self.height) & (sx >= 0) & (sx < self.width)
+            candidates = torch.where(inside, sy * self.width + sx, -1)
+            ok = self.valid_or_none[candidates]
+            safe = torch.where(ok, candidates, 0)
+            d = (desc_t[None] - desc[safe]).pow(2).sum(dim=2)
+            d = d + self.penalty(safe.reshape(-1), every.repeat(len(dy))).reshape(d.shape)
+            d = torch.where(ok, d, math.inf)
+            score, pick = d.min(dim=0)
+            better = score < match.score
+            match.source = torch.where(better, candidates.gather(0, pick[None])[0],
+                                       match.source)
+            match.score = torch.where(better, score, match.score)
+        lost = match.source < 0
+        if lost.any():
+            match.source[lost] = self.search(image, iterations).source[lost]
+        return self.measured(image, match)
+
+    def search_layout(self, image: torch.Tensor, shifts: torch.Tensor, iterations: int,
+                      start: torch.Tensor | None = None) -> Match:
+        """:meth:`search_shifts`, except where :meth:`search` (from ``start``) finds a match
+        at least ``1 / SHIFT_MARGIN`` times closer: a structure that no shift repeats (a
+        mast, a roof's end) is still continued."""
+        shifted = self.search_shifts(image, shifts, iterations)
+        free = self.search(image, iterations, start)
+        use = free.score < SHIFT_MARGIN * shifted.score
+        return Match(torch.where(use, free.source, shifted.source),
+                     torch.where(use, free.score, shifted.score),
+                     torch.where(use, free.distance, shifted.distance))
+
+    def measured(self, image: torch.Tensor, match: Match) -> Match:
+        """``match`` with its exact distances (plus :meth:`penalty`) on ``image``."""
         flat = image.reshape(image.shape[0], -1)
         exact = [self.exact(flat, self.targets[b], match.source[b]) for b in self.blocks()]
         match.distance = torch.cat(exact) + self.penalty(match.source)
@@ -452,6 +512,7 @@ def vote_fill(image: torch.Tensor, hole: torch.Tensor, start: torch.Tensor,
     plan = [config.level_em(len(sizes) - 1 - k) for k in range(len(sizes))]
     x, prev = start, None
     layout = layout_guide(start, GUIDE_SIGMA) if config.guide_weight else None
+    shifts = dominant_shifts(image, hole, config.shifts) if config.shifts else None
     with tqdm(total=sum(plan), desc=f"{label}voting", unit="it", dynamic_ncols=True,
               disable=not config.progress) as bar:
         for level, size in enumerate(sizes):
@@ -459,19 +520,23 @@ def vote_fill(image: torch.Tensor, hole: torch.Tensor, start: torch.Tensor,
             known, level_hole = downsample(image, hole, size, majority=not finest)
             x = torch.where(level_hole > 0.5, resize(x, size), known)
             guide = None if layout is None else resize(layout, size)
+            level_shift = None if shifts is None else level_shifts(shifts, image.shape[-2:],
+                                                                    size)
             x, prev = vote_level(x, level_hole, guide, prev, plan[level], finest, config,
-                                 generator, bar)
+                                 generator, bar, level_shift)
     return sharpen(x, hole[0, 0] > 0.5, config.detail) if config.detail else x
 
 
 def vote_level(x: torch.Tensor, hole: torch.Tensor, guide: torch.Tensor | None,
                prev: Level | None, iterations: int, final: bool, config: InpaintConfig,
-               generator: torch.Generator, bar: tqdm) -> tuple[torch.Tensor, Level | None]:
+               generator: torch.Generator, bar: tqdm, shifts: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, Level | None]:
     """EM iterations at one level: ``x`` ``(1, 3, h, w)`` the estimate, ``hole``
     ``(1, 1, h, w)``, ``guide`` ``(1, 3, h, w)`` the layout guide at this level (None: off);
-    ``prev`` the coarser level's field (None at the first voted level). The last iteration of
-    the ``final`` level copies the best patch per pixel (and hides the seams between copied
-    pieces when ``config.seams``)."""
+    ``prev`` the coarser level's field (None at the first voted level, which then copies by
+    ``shifts`` ``(k, 2)``, :meth:`Voter.search_layout`, when given and not empty). The last
+    iteration of the ``final`` level copies the best patch per pixel (and hides the seams
+    between copied pieces when ``config.seams``)."""
     size = tuple(x.shape[-2:])
     holed = hole[0, 0] > 0.5
     feats = texture_features(x[0].mean(0), FEATURE_RADIUS)
@@ -495,8 +560,12 @@ def vote_level(x: torch.Tensor, hole: torch.Tensor, guide: torch.Tensor | None,
         match = voter.search(img, 0, upsample_sources(*prev, voter.targets, size))
         img = voter.vote(img, match)
         start = match.source
+    layout = prev is None and shifts is not None and len(shifts) > 0
     for it in range(iterations):
-        match = voter.search(img, config.search_iterations, start)
+        if layout:
+            match = voter.search_layout(img, shifts, config.search_iterations, start)
+        else:
+            match = voter.search(img, config.search_iterations, start)
         start = match.source
         if final and it == iterations - 1:
             img, source = voter.best_patch(img, match)

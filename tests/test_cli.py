@@ -217,3 +217,10 @@ def test_detail_option_sets_the_amount(photo, tmp_path):
     base = ["inpaint", str(photo), "--box", "1,1,4,4", "-o", str(tmp_path / "o.png")]
     assert engine_config(parser.parse_args(base)).detail == InpaintConfig().detail
     assert engine_config(parser.parse_args([*base, "--detail", "0"])).detail == 0.0
+
+
+def test_shifts_option_sets_the_count(photo, tmp_path):
+    parser = build_parser()
+    base = ["inpaint", str(photo), "--box", "1,1,4,4", "-o", str(tmp_path / "o.png")]
+    assert engine_config(parser.parse_args(base)).shifts == InpaintConfig().shifts
+    assert engine_config(parser.parse_args([*base, "--shifts", "0"])).shifts == 0

@@ -105,6 +105,30 @@ def test_cuda_votes_agree_with_the_cpu_and_repeat_bit_for_bit():
     assert not torch.allclose(on_cpu, img, atol=1e-2)  # the votes did change the hole
 
 
+def test_search_shifts_copies_by_the_given_shifts(device):
+    """Targets a shift lands on a source for copy by the best of those shifts; the others (none
+    of whose shifts lands on a source) still get valid sources, from the free search."""
+    img, _, voter = setup(device)
+    shifts = torch.tensor([[0, 3], [0, -4 * PERIOD]])  # the first is never an exact copy
+    match = voter.search_shifts(img, shifts, 2)
+    assert bool(voter.valid[match.source].all())
+    left = voter.targets - 4 * PERIOD
+    lands = voter.valid[left]  # the targets at the hole's right end land in the hole
+    assert bool(lands.any()) and bool((~lands).any())
+    assert torch.equal(match.source[lands], left[lands])
+    assert float(match.distance[lands].max()) < 1e-6
+
+
+def test_search_layout_keeps_exact_shifts_and_takes_much_closer_free_matches(device):
+    img, _, voter = setup(device)
+    match = voter.search_layout(img, torch.tensor([[0, 3], [0, -4 * PERIOD]]), 4)
+    left = voter.targets - 4 * PERIOD
+    lands = voter.valid[left]
+    assert torch.equal(match.source[lands], left[lands])
+    # elsewhere only the inexact shift (0, 3) lands: the free search's exact copies win
+    assert (match.distance[~lands] < 1e-6).float().mean() > 0.9
+
+
 def test_locality_prefers_the_nearer_of_two_equal_sources(device):
     img, hole, _ = setup(device)
     near = Voter(hole, 7, torch.ones(3), 3, generator(device), dims=147, locality=10.0)
