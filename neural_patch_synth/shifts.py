@@ -1,11 +1,12 @@
 """Dominant shifts: the offsets at which a photo repeats itself (He & Sun, ECCV 2012).
 
-Every known patch of the context window (reduced to :data:`SIDE` pixels) is matched to its
-most similar known patch at least ``1/15`` of the window away; the offsets of those matches are
-counted in a 2-D histogram, smoothed, and its highest peaks are the shifts. Copying a whole
-region by one of them continues the photo's regular structure (a horizon, rows of windows,
-brick courses) instead of assembling it from unrelated pieces: :mod:`voting` lays out the
-coarsest level with these shifts only.
+Every :data:`STRIDE`-th known patch (per axis) of the context window, reduced to
+:data:`SIDE` pixels, is matched to its most similar known patch at least ``1/15`` of the window
+away; the offsets of those matches are counted in a 2-D histogram, smoothed, and its highest
+peaks are the shifts. Copying a whole region by one of them continues the photo's regular
+structure (a horizon, rows of windows, brick courses) instead of assembling it from unrelated
+pieces: :mod:`voting` lays out the coarsest level with these shifts, unless a free match is
+much closer (:meth:`~neural_patch_synth.voting.Voter.search_layout`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def dominant_shifts(image: torch.Tensor, hole: torch.Tensor, count: int) -> torc
 
     ``image``: ``(1, 3, H, W)`` in ``[0, 1]``; ``hole``: ``(1, 1, H, W)`` 0/1. Returns
     ``(k, 2)`` float ``(dy, dx)`` in pixels of ``image``, most frequent first; ``k ≤ count``
-    (fewer when the histogram has fewer peaks, none when under two known patches exist).
+    (fewer when the histogram has fewer peaks, none when under ``2 · STRIDE²`` known patches
+    exist).
     """
     h, w = image.shape[-2:]
     scale = min(1.0, SIDE / max(h, w))

@@ -560,9 +560,9 @@ def vote_level(x: torch.Tensor, hole: torch.Tensor, guide: torch.Tensor | None,
         match = voter.search(img, 0, upsample_sources(*prev, voter.targets, size))
         img = voter.vote(img, match)
         start = match.source
-    layout = prev is None and shifts is not None and len(shifts) > 0
+    by_shifts = prev is None and shifts is not None and len(shifts) > 0
     for it in range(iterations):
-        if layout:
+        if by_shifts:
             match = voter.search_layout(img, shifts, config.search_iterations, start)
         else:
             match = voter.search(img, config.search_iterations, start)
