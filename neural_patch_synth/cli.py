@@ -64,7 +64,7 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
                         "0 off)")
     p.add_argument("--shifts", type=int,
                    help="vote: lay out the coarsest level by this many of the photo's dominant "
-                        "shifts (default 60; 0 off)")
+                        "shifts (default: 60 for holes, 0 for outpaint; 0 off)")
     p.add_argument("--blend", choices=("none", "poisson"),
                    help="poisson: seamless-clone the fill into the photo (default: none for "
                         "inpaint and batch, poisson for outpaint)")

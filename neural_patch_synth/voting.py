@@ -520,8 +520,8 @@ def vote_fill(image: torch.Tensor, hole: torch.Tensor, start: torch.Tensor,
             known, level_hole = downsample(image, hole, size, majority=not finest)
             x = torch.where(level_hole > 0.5, resize(x, size), known)
             guide = None if layout is None else resize(layout, size)
-            level_shift = None if shifts is None else level_shifts(shifts, image.shape[-2:],
-                                                                    size)
+            level_shift = (None if shifts is None or prev is not None  # first voted only
+                           else level_shifts(shifts, image.shape[-2:], size))
             x, prev = vote_level(x, level_hole, guide, prev, plan[level], finest, config,
                                  generator, bar, level_shift)
     return sharpen(x, hole[0, 0] > 0.5, config.detail) if config.detail else x

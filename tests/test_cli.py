@@ -222,5 +222,5 @@ def test_detail_option_sets_the_amount(photo, tmp_path):
 def test_shifts_option_sets_the_count(photo, tmp_path):
     parser = build_parser()
     base = ["inpaint", str(photo), "--box", "1,1,4,4", "-o", str(tmp_path / "o.png")]
-    assert engine_config(parser.parse_args(base)).shifts == InpaintConfig().shifts
+    assert engine_config(parser.parse_args(base)).for_command("inpaint").shifts == 60
     assert engine_config(parser.parse_args([*base, "--shifts", "0"])).shifts == 0

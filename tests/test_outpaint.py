@@ -147,3 +147,4 @@ def test_command_defaults_apply_per_command_unless_set():
     assert config.for_command("inpaint").gradient_weight == 90
     assert config.for_command("outpaint").guide_weight == 1.5  # set by the user: kept
     assert config.for_command("outpaint").gradient_weight == 30
+    assert (config.for_command("inpaint").shifts, config.for_command("outpaint").shifts) == (60, 0)
