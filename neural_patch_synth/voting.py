@@ -520,7 +520,7 @@ def vote_fill(image: torch.Tensor, hole: torch.Tensor, start: torch.Tensor,
             known, level_hole = downsample(image, hole, size, majority=not finest)
             x = torch.where(level_hole > 0.5, resize(x, size), known)
             guide = None if layout is None else resize(layout, size)
-            level_shift = (None if shifts is None or prev is not None  # first voted only
+            level_shift = (None if shifts is None
                            else level_shifts(shifts, image.shape[-2:], size))
             x, prev = vote_level(x, level_hole, guide, prev, plan[level], finest, config,
                                  generator, bar, level_shift)
@@ -533,8 +533,8 @@ def vote_level(x: torch.Tensor, hole: torch.Tensor, guide: torch.Tensor | None,
                ) -> tuple[torch.Tensor, Level | None]:
     """EM iterations at one level: ``x`` ``(1, 3, h, w)`` the estimate, ``hole``
     ``(1, 1, h, w)``, ``guide`` ``(1, 3, h, w)`` the layout guide at this level (None: off);
-    ``prev`` the coarser level's field (None at the first voted level, which then copies by
-    ``shifts`` ``(k, 2)``, :meth:`Voter.search_layout`, when given and not empty). The last
+    ``prev`` the coarser level's field (None at the first voted level, which alone copies
+    by ``shifts`` ``(k, 2)``, :meth:`Voter.search_layout`, when given and not empty). The last
     iteration of the ``final`` level copies the best patch per pixel (and hides the seams
     between copied pieces when ``config.seams``)."""
     size = tuple(x.shape[-2:])

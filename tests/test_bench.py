@@ -4,8 +4,10 @@ metrics on hand-made cases."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -524,3 +526,16 @@ def test_suites_measure_what_the_issue_asks(kodak_dir):
     assert image.shape == (512, 512, 3) and mask.sum() == 256 * 256 and mask[256, 256]
     photo, hole = irregular[0].load()
     assert photo.shape[:2] in {(512, 768), (768, 512)} and hole.shape == photo.shape[:2]
+
+
+@pytest.mark.parametrize("module", ["main_job", "speed"])
+def test_scripts_refuse_bad_options_in_one_line(module, monkeypatch, capsys):
+    """The main-job and speed scripts check ``--options`` as ``nps bench`` does: a bad name
+    ends with one line naming it, before any data is read."""
+    script = importlib.import_module(f"neural_patch_synth.bench.{module}")
+    monkeypatch.setattr(sys, "argv", [module, "--options", '{"no_such_option": 1}'])
+    with pytest.raises(SystemExit) as exit_info:
+        script.main()
+    message = str(exit_info.value.code)
+    assert message.startswith(f"{module}: ") and "no_such_option" in message
+    assert "\n" not in message

@@ -2,7 +2,7 @@
 256×256 box ``256,128,512,384``, filled by nps's default method, the paper's L-BFGS method
 (``method="optimise"``) and PatchMatch.
 
-    python -m neural_patch_synth.bench.main_job [--data DIR] [--out PICTURE.jpg]
+    python -m neural_patch_synth.bench.main_job [--data DIR] [--out PICTURE.jpg] [--options JSON]
 
 Prints a markdown table (seconds and every hole measure) and writes a look sheet
 (input | fills | truth, cropped around the hole).
@@ -20,9 +20,10 @@ from PIL import Image
 from neural_patch_synth.bench.datasets import data_root, holed
 from neural_patch_synth.bench.methods import configure_nps
 from neural_patch_synth.bench.metrics import hole_metrics
-from neural_patch_synth.bench.run import select_methods, vgg_weights
+from neural_patch_synth.bench.run import parse_options, select_methods, vgg_weights
 from neural_patch_synth.bench.sheets import look_sheet, save_picture
 from neural_patch_synth.cli import box_mask
+from neural_patch_synth.errors import NPSError
 
 PHOTO = "kodim08.png"
 BOX = "256,128,512,384"
@@ -35,12 +36,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", help="data folder (default: $NPS_DATA, else ../shared/data)")
     parser.add_argument("--out", default="benchmarks/results/main-job.jpg",
                         help="look sheet to write")
+    parser.add_argument("--options", help="engine options for the nps methods, as a JSON "
+                                          "object, e.g. '{\"guide_weight\": 0}'")
     args = parser.parse_args(argv)
-    root = data_root(args.data)
+    try:
+        options = parse_options(args.options)
+        root = data_root(args.data)
+    except NPSError as err:
+        raise SystemExit(f"main_job: {err}") from None
     image = np.asarray(Image.open(root / "kodak" / PHOTO).convert("RGB"))
     mask = box_mask(BOX, (image.shape[1], image.shape[0]))
     given = holed(image, mask)
-    configure_nps(device="cpu", seed=0, vgg_weights=vgg_weights(root))
+    configure_nps(device="cpu", seed=0, vgg_weights=vgg_weights(root), **options)
     runnable, notes = select_methods(list(SHOWN))
     for note in notes:
         print(f"skipped: {note}")

@@ -35,6 +35,7 @@ from neural_patch_synth import Inpainter, voting
 from neural_patch_synth.bench import meter
 from neural_patch_synth.bench.datasets import centre_hole, data_root, holed, square_hole
 from neural_patch_synth.bench.metrics import hole_psnr
+from neural_patch_synth.bench.run import parse_options
 from neural_patch_synth.errors import NPSError
 from neural_patch_synth.io import parse_size, write_text
 
@@ -156,7 +157,7 @@ def main() -> None:
                                         "cropping (the hole stays size/2 square)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
-    parser.add_argument("--options", default="{}", help="InpaintConfig fields as JSON")
+    parser.add_argument("--options", help="InpaintConfig fields as JSON")
     parser.add_argument("--warmup", type=int, default=0,
                         help="untimed fills before the timed one (1 on a GPU)")
     parser.add_argument("--patchmatch", action="store_true",
@@ -168,6 +169,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
+        options = parse_options(args.options)
         image = args.image or data_root() / "kodak" / "kodim08.png"
     except NPSError as err:
         raise SystemExit(f"speed: {err}") from None
@@ -181,7 +183,7 @@ def main() -> None:
         img, mask = photo_case(image, width, height, args.size // 2)
     else:
         img, mask = centre_case(image, args.size)
-    nps = Inpainter(progress=False, **{"device": args.device, **json.loads(args.options)})
+    nps = Inpainter(progress=False, **{"device": args.device, **options})
     result = measure(img, mask, nps, args.warmup)
     result.update(image=image.name, size=args.size, photo=f"{img.shape[1]}x{img.shape[0]}",
                   device=meter.device_name(args.device), torch=torch.__version__,
