@@ -529,7 +529,7 @@ def test_suites_measure_what_the_issue_asks(kodak_dir):
 
 
 @pytest.mark.parametrize("module", ["main_job", "speed"])
-def test_scripts_refuse_bad_options_in_one_line(module, monkeypatch, capsys):
+def test_scripts_refuse_bad_options_in_one_line(module, monkeypatch):
     """The main-job and speed scripts check ``--options`` as ``nps bench`` does: a bad name
     ends with one line naming it, before any data is read."""
     script = importlib.import_module(f"neural_patch_synth.bench.{module}")
