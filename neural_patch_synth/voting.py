@@ -55,10 +55,6 @@ holes, 0.732 → 0.781 on irregular ones, lower patch SWD, the same seam error a
 border; thresholds 0.08 to 0.25 tried)."""
 GUIDE_SIDE = 128
 """Longer side (pixels) at which the layout guide is computed (the content prior's own)."""
-GUIDE_SIGMA = 2.0
-"""Gaussian σ of the layout guide in :data:`GUIDE_SIDE` pixels: the prior's layout and
-colours, not the texture it cannot predict (measured on Kodak: σ 4 lost 0.2–0.5 dB of hole
-PSNR; a 4-px cell average measured like σ 2 but copied regular textures out of phase)."""
 SHIFT_MARGIN = 0.5
 """At the coarsest level a free match replaces the best dominant shift's only where its
 distance is under this fraction of the shift's (:meth:`Voter.search_layout`). On the Kodak
@@ -511,7 +507,7 @@ def vote_fill(image: torch.Tensor, hole: torch.Tensor, start: torch.Tensor,
     sizes = level_sizes(*image.shape[-2:], levels)
     plan = [config.level_em(len(sizes) - 1 - k) for k in range(len(sizes))]
     x, prev = start, None
-    layout = layout_guide(start, GUIDE_SIGMA) if config.guide_weight else None
+    layout = layout_guide(start, config.guide_sigma) if config.guide_weight else None
     shifts = dominant_shifts(image, hole, config.shifts) if config.shifts else None
     with tqdm(total=sum(plan), desc=f"{label}voting", unit="it", dynamic_ncols=True,
               disable=not config.progress) as bar:

@@ -20,7 +20,8 @@ BAD = [
     ("similarity", "cos"), ("search", "annoy"), ("pca_dim", 0), ("pca_dim", -1),
     ("pca_dim", 16.0), ("vgg_weights", ""), ("vgg_weights", 1), ("device", "gpu"),
     ("device", "cuda:x"), ("seed", -1), ("seed", 1.5), ("progress", None), ("detail", -0.1),
-    ("detail", "0.15"), ("shifts", -1), ("shifts", 2.5),
+    ("detail", "0.15"), ("shifts", -1), ("shifts", 2.5), ("guide_sigma", 0.0),
+    ("guide_sigma", -2.0),
 ]
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from neural_patch_synth import Inpainter, inpaint
+from neural_patch_synth import Inpainter, inpaint, voting
 from neural_patch_synth.poisson import seamless_clone
 from tests.images import textured, tiled
 
@@ -97,3 +97,18 @@ def test_prior_only_and_types():
     filled = inpaint(rgba, prior="smooth", prior_only=True, progress=False)
     assert filled.shape == (40, 50, 4) and (filled[..., 3] == 255).all()
     assert np.array_equal(filled[..., :3][rgba[..., 3] == 255], rgba[..., :3][rgba[..., 3] == 255])
+
+
+def test_guide_sigma_reaches_the_layout_guide(monkeypatch):
+    sigmas = []
+    layout_guide = voting.layout_guide
+
+    def recorded(start, sigma):
+        sigmas.append(sigma)
+        return layout_guide(start, sigma)
+
+    monkeypatch.setattr(voting, "layout_guide", recorded)
+    img, mask = textured(48, 64), np.zeros((48, 64), bool)
+    mask[16:32, 20:44] = True
+    inpaint(holed(img, mask), mask, prior="smooth", guide_sigma=5.0, progress=False)
+    assert sigmas == [5.0]

@@ -175,6 +175,17 @@ def test_layout_guide_keeps_the_layout_not_the_fine_texture():
     assert abs(float(right.mean()) - 0.8 - 0.15 / 16) < 0.005
 
 
+def test_a_wider_layout_guide_keeps_broad_colours_not_a_small_patch():
+    """A 12-px light square on a dark 128² window: σ 2 keeps it light, σ 8 spreads it into
+    the dark around it."""
+    image = torch.full((1, 3, 128, 128), 0.2)
+    image[..., 58:70, 58:70] = 0.8
+    narrow, wide = layout_guide(image, 2.0), layout_guide(image, 8.0)
+    assert float(narrow[..., 64, 64].min()) > 0.7
+    assert float(wide[..., 64, 64].max()) < 0.4
+    assert float(wide[..., 8, 8].max()) == pytest.approx(0.2, abs=1e-3)
+
+
 def test_guide_trust_falls_with_depth_in_the_hole():
     hole = torch.zeros(40, 100, dtype=torch.bool)
     hole[10:30, 20:80] = True
