@@ -65,6 +65,10 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shifts", type=int,
                    help="vote: lay out the coarsest level by this many of the photo's dominant "
                         "shifts (default: 60 for holes, 0 for outpaint; 0 off)")
+    p.add_argument("--guide-sigma", type=float,
+                   help="vote: blur of the prior's layout guide, in its 128-px pixels (default "
+                        "2; 8-12 lets a light or dark blob of the prior fade into its "
+                        "surroundings, at some hole PSNR)")
     p.add_argument("--blend", choices=("none", "poisson"),
                    help="poisson: seamless-clone the fill into the photo (default: none for "
                         "inpaint and batch, poisson for outpaint)")
@@ -96,8 +100,8 @@ def engine_config(args: argparse.Namespace, progress: bool | None = None):
     opts = {"device": args.device, "seed": args.seed, "prior": args.prior,
             "prior_only": args.prior_only,
             "progress": (not args.quiet) if progress is None else progress}
-    for name in ("method", "em_iterations", "seams", "detail", "shifts", "blend", "iterations",
-                 "layers", "vgg_weights", "search"):
+    for name in ("method", "em_iterations", "seams", "detail", "shifts", "guide_sigma", "blend",
+                 "iterations", "layers", "vgg_weights", "search"):
         if getattr(args, name) is not None:
             opts[name] = getattr(args, name)
     return InpaintConfig.from_options(**opts)

@@ -219,6 +219,17 @@ def test_detail_option_sets_the_amount(photo, tmp_path):
     assert engine_config(parser.parse_args([*base, "--detail", "0"])).detail == 0.0
 
 
+def test_guide_sigma_option_sets_the_blur_and_refuses_a_bad_one(photo, tmp_path, capsys):
+    parser = build_parser()
+    base = ["inpaint", str(photo), "--box", "1,1,4,4", "-o", str(tmp_path / "o.png")]
+    assert engine_config(parser.parse_args(base)).guide_sigma == InpaintConfig().guide_sigma
+    assert engine_config(parser.parse_args([*base, "--guide-sigma", "12"])).guide_sigma == 12.0
+    assert main([*base, "--guide-sigma", "0"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "guide_sigma" in err[0]
+    assert not (tmp_path / "o.png").exists()
+
+
 def test_shifts_option_sets_the_count(photo, tmp_path):
     parser = build_parser()
     base = ["inpaint", str(photo), "--box", "1,1,4,4", "-o", str(tmp_path / "o.png")]
