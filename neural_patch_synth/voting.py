@@ -59,8 +59,8 @@ SHIFT_MARGIN = 0.5
 """At the coarsest level a free match replaces the best dominant shift's only where its
 distance is under this fraction of the shift's (:meth:`Voter.search_layout`). On the Kodak
 sets, shifts alone (0) continued horizons and rows of windows but also cut unique structures
-(a mast, a window's frame) into shifted copies; 0.5 kept the horizons and the mast (see the
-README)."""
+(a mast, a window's frame) into shifted copies; 0.5 kept the horizons and the mast
+(``benchmarks/results/LOG.md``)."""
 PERCENTILE = 0.75
 """Voting weights are ``exp(-d / 2σ²)`` with ``σ²`` this quantile of the match distances."""
 LUMA = (0.299, 0.587, 0.114)
