@@ -6,7 +6,9 @@ import torch
 from PIL import Image
 
 from neural_patch_synth import Inpainter, inpaint, voting
+from neural_patch_synth.config import InpaintConfig
 from neural_patch_synth.poisson import seamless_clone
+from neural_patch_synth.synthesis import Synthesizer
 from tests.images import textured, tiled
 
 
@@ -66,6 +68,36 @@ def test_seed_makes_runs_reproducible_on_any_thread_count(device):
     assert np.array_equal(runs[0], runs[1])
     other = inpaint(given, mask, seed=8, **options)
     assert not np.array_equal(runs[0], other)
+
+
+def test_hole_pixels_reach_the_fill_only_through_the_prior(device):
+    """What a photo holds under its hole (the object to remove) must not leak into the fill
+    except through the prior: replaying the prior's output on the zeroed photo gives the
+    same fill (``benchmarks/oracle_prior.py``'s perfect prior relies on it)."""
+    img = textured(64, 80, seed=5)
+    mask = np.zeros((64, 80), bool)
+    mask[16:44, 20:60] = True
+    seen: list[torch.Tensor] = []
+
+    class Perfect:  # returns the photo, hole pixels included, and records it
+        size = None
+
+        def __call__(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+            seen.append(image.clone())
+            return image
+
+    class Replay:
+        size = None
+
+        def __call__(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+            return seen.pop(0)
+
+    config = InpaintConfig(device=device.type, progress=False)
+    truth = Synthesizer(config, Perfect(), device)(img, mask)
+    zeroed = Synthesizer(config, Replay(), device)(holed(img, mask), mask)
+    assert np.array_equal(truth, zeroed)
+    assert not np.array_equal(truth, Synthesizer(config, Perfect(), device)(holed(img, mask),
+                                                                            mask))
 
 
 def test_poisson_blend_is_seamless_cloning_of_the_fill(device):
