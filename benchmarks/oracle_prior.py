@@ -7,8 +7,9 @@ best any content network could lead the patch synthesis to; the synthesis itself
 hole only through the prior's fill (its fills are bit-identical when the hole is zeroed and the
 prior's output replayed), and copies patches from the known pixels only. The network is given
 the photo with the hole zeroed, as ``nps bench`` gives it. Prints a markdown
-table of the mean hole measures per set; with ``--out`` also writes every fill to
-``OUT/<prior>-sigma<σ>/<set>/<case>.png``::
+table of the mean hole measures per set; with ``--out`` also keeps every fill where ``nps bench``
+keeps its own (``OUT/outputs/<set>/<case>/<prior>-sigma<σ>.png``), so the blind tools can pair
+them::
 
     python benchmarks/oracle_prior.py [--data ../shared/data] [--sigmas 2 12] [--out DIR]
 """
@@ -21,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from neural_patch_synth.bench.datasets import data_root, holed
 from neural_patch_synth.bench.metrics import hole_metrics
 from neural_patch_synth.bench.run import SUITES, suite_cases, vgg_weights
+from neural_patch_synth.bench.sheets import output_path, save_picture
 from neural_patch_synth.config import InpaintConfig
 from neural_patch_synth.errors import NPSError
 from neural_patch_synth.prior import load_prior
@@ -59,21 +60,20 @@ def main(argv: list[str] | None = None) -> None:
         priors = {"network": load_prior("network", torch.device("cpu")), "truth": TruthPrior()}
     except NPSError as err:
         raise SystemExit(f"oracle_prior: {err}") from None
-    runs = [(name, sigma) for sigma in args.sigmas for name in priors]
+    runs = {(name, sigma): Synthesizer(dataclasses.replace(base, guide_sigma=sigma), prior,
+                                       torch.device("cpu"))
+            for sigma in args.sigmas for name, prior in priors.items()}
     means: dict[tuple[str, float, str], list[dict[str, float]]] = {}
     with tqdm(total=len(runs) * len(cases), disable=args.quiet) as bar:
-        for name, sigma in runs:
-            config = dataclasses.replace(base, guide_sigma=sigma)
-            synthesize = Synthesizer(config, priors[name], torch.device("cpu"))
-            for case in cases:
-                image, mask = case.load()
-                fill = synthesize(image if name == "truth" else holed(image, mask), mask)
+        for case in cases:
+            image, mask = case.load()
+            given = {"truth": image, "network": holed(image, mask)}
+            for (name, sigma), synthesize in runs.items():
+                fill = synthesize(given[name], mask)
                 means.setdefault((name, sigma, case.dataset), []).append(
                     hole_metrics(fill, image, mask))
                 if args.out:
-                    folder = args.out / f"{name}-sigma{sigma:g}" / case.dataset
-                    folder.mkdir(parents=True, exist_ok=True)
-                    Image.fromarray(fill).save(folder / f"{case.image_id}-{case.mask_id}.png")
+                    save_picture(fill, output_path(args.out, case, f"{name}-sigma{sigma:g}"))
                 bar.update()
     print("| prior | guide σ | set | cases | " + " | ".join(MEASURES) + " |")
     print("|---|---|---|---|" + "---|" * len(MEASURES))
