@@ -525,12 +525,12 @@ def vote_fill(image: torch.Tensor, hole: torch.Tensor, start: torch.Tensor,
     :func:`guide_trust`. The finished fill is sharpened by ``config.detail``
     (:func:`sharpen`; 0: not). Returns ``(1, 3, h, w)``.
     """
-    levels = level_count(hole[0, 0].cpu().numpy() > 0.5, config.coarse_reach,
-                         config.min_level_side)
+    holed = hole[0, 0] > 0.5
+    levels = level_count(holed.cpu().numpy(), config.coarse_reach, config.min_level_side)
     sizes = level_sizes(*image.shape[-2:], levels)
     plan = [config.level_em(len(sizes) - 1 - k) for k in range(len(sizes))]
     x, prev = start, None
-    layout = (layout_guide(start, layout_sigma(hole[0, 0] > 0.5, config.guide_sigma))
+    layout = (layout_guide(start, layout_sigma(holed, config.guide_sigma))
               if config.guide_weight else None)
     shifts = dominant_shifts(image, hole, config.shifts) if config.shifts else None
     with tqdm(total=sum(plan), desc=f"{label}voting", unit="it", dynamic_ncols=True,
@@ -544,7 +544,7 @@ def vote_fill(image: torch.Tensor, hole: torch.Tensor, start: torch.Tensor,
                            else level_shifts(shifts, image.shape[-2:], size))
             x, prev = vote_level(x, level_hole, guide, prev, plan[level], finest, config,
                                  generator, bar, level_shift)
-    return sharpen(x, hole[0, 0] > 0.5, config.detail) if config.detail else x
+    return sharpen(x, holed, config.detail) if config.detail else x
 
 
 def vote_level(x: torch.Tensor, hole: torch.Tensor, guide: torch.Tensor | None,
