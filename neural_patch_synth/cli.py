@@ -43,14 +43,6 @@ def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(v) for v in text.split(","))
 
 
-def _sigma(text: str) -> float | str:
-    """``"auto"`` or a number (else a usage error)."""
-    try:
-        return text if text == "auto" else float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or auto, got {text!r}") from None
-
-
 def _engine_options(p: argparse.ArgumentParser) -> None:
     """Options shared by the commands that run the engine."""
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
@@ -73,11 +65,10 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shifts", type=int,
                    help="vote: lay out the coarsest level by this many of the photo's dominant "
                         "shifts (default: 60 for holes, 0 for outpaint; 0 off)")
-    p.add_argument("--guide-sigma", type=_sigma,
+    p.add_argument("--guide-sigma", type=float,
                    help="vote: blur of the prior's layout guide, in its 128-px pixels (default "
-                        "2; 12 for removing objects under large box-like holes: fewer blobs, "
-                        "about 0.8 dB less hole PSNR; auto: 12 for compact holes, 2 for thin "
-                        "or irregular ones)")
+                        "2; larger keeps only the prior's broad colours: fewer blobs of "
+                        "far-away material on some large holes, less hole PSNR)")
     p.add_argument("--blend", choices=("none", "poisson"),
                    help="poisson: seamless-clone the fill into the photo (default: none for "
                         "inpaint and batch, poisson for outpaint)")

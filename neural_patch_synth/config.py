@@ -87,7 +87,7 @@ class InpaintConfig:
     """The guide is trusted less deep inside the hole, where the prior only guesses: its
     weight falls as ``exp(−depth / (guide_reach · side))``, depth the distance to the nearest
     known pixel, side the context window's longer side (spatial discounting, Yu et al. 2018)."""
-    guide_sigma: float | str = 2.0
+    guide_sigma: float = 2.0
     """Gaussian σ of the layout guide, in pixels of its copy reduced to
     :data:`~neural_patch_synth.voting.GUIDE_SIDE` (128) on the longer side: how much of the
     prior's layout it keeps. 2 keeps the prior's colours and shading, not the texture it cannot
@@ -96,10 +96,7 @@ class InpaintConfig:
     pulled in (the grey ovals of copied trees on the README's main job shrink), but fills lose
     PSNR (Kodak, σ 8: 0.58 dB on centre crops, 0.79 dB on irregular holes; σ 4 lost 0.2–0.5 dB
     on an earlier engine, where a 4-px cell average instead of the blur measured like σ 2 but
-    copied regular textures out of phase). ``"auto"``: 12 for compact holes (a box, an
-    object's outline), 2 for thin or irregular ones
-    (:func:`~neural_patch_synth.voting.layout_sigma`), what blind judges preferred on the
-    Kodak sets, at σ 12's cost in hole PSNR on the compact holes."""
+    copied regular textures out of phase)."""
     locality: float = 1.0
     """Penalty on copying from far away: this much distance is added for a source one window
     side away (squared, relative to a typical mismatch of a few per cent per pixel)."""
@@ -192,13 +189,11 @@ class InpaintConfig:
             if not (optional and value is None) and not (is_int(value) and value >= low):
                 fail(name, f"an integer >= {low}" + (" or None" if optional else ""))
 
-        def is_real(value: object) -> bool:
-            return (isinstance(value, numbers.Real) and not isinstance(value, bool)
-                    and math.isfinite(value))
-
         def real(name: str, low: float, optional: bool = False) -> None:
             value = getattr(self, name)
-            if not (optional and value is None) and not (is_real(value) and value >= low):
+            if not (optional and value is None) and not (
+                    isinstance(value, numbers.Real) and not isinstance(value, bool)
+                    and math.isfinite(value) and value >= low):
                 fail(name, f"a finite number >= {low}" + (" or None" if optional else ""))
 
         def flag(name: str) -> None:
@@ -231,12 +226,10 @@ class InpaintConfig:
             real(name, 0.0, optional=True)
         real("locality", 0.0)
         integer("shifts", 0, optional=True)
-        real("guide_reach", 0.0)
-        if self.guide_reach == 0:
-            fail("guide_reach", "positive")
-        if self.guide_sigma != "auto" and not (is_real(self.guide_sigma)
-                                               and self.guide_sigma > 0):
-            fail("guide_sigma", "a positive number or auto")
+        for name in ("guide_reach", "guide_sigma"):
+            real(name, 0.0)
+            if getattr(self, name) == 0:
+                fail(name, "positive")
         flag("seams")
         real("detail", 0.0)
         if self.blend not in ("auto", "none", "poisson"):

@@ -53,17 +53,6 @@ steps are tone steps, spread out by the seam pass. Spreading the big ones made c
 and haze around pasted objects (measured on 14 Kodak cases: sharpness 0.716 → 0.747 on centre
 holes, 0.732 → 0.781 on irregular ones, lower patch SWD, the same seam error at the hole's
 border; thresholds 0.08 to 0.25 tried)."""
-AUTO_SIGMA = (2.0, 12.0)
-"""``guide_sigma="auto"``'s σ for thin or irregular holes and for compact ones
-(:func:`layout_sigma`). On the Kodak sets, blind judges preferred σ 12 on the 256² centre
-holes (fewer blobs of copied material where the prior guesses) and σ 2 on the 30–50 %
-irregular holes (σ 12 split objects into pieces there); σ 2 has the higher hole PSNR on both
-(``benchmarks/results/LOG.md``)."""
-COMPACT_HOLE = 0.25
-""":func:`layout_sigma` calls a hole compact when its deepest pixel lies at least this
-fraction of its bounding box's longer side from the nearest known pixel: a square or a round
-blob lies at 0.5, a box twice as long as wide at 0.25, a thin line near 0; Kodak's irregular
-masks lie at 0.01–0.21."""
 GUIDE_SIDE = 128
 """Longer side (pixels) at which the layout guide is computed (the content prior's own)."""
 SHIFT_MARGIN = 0.5
@@ -476,18 +465,6 @@ def layout_guide(start: torch.Tensor, sigma: float) -> torch.Tensor:
     return torch.from_numpy(blurred)[None].to(start)
 
 
-def layout_sigma(hole: torch.Tensor, sigma: float | str) -> float:
-    """The layout guide's σ for ``hole`` ``(H, W)`` bool (not empty, with known pixels beside
-    it): ``sigma``, or for ``"auto"`` :data:`AUTO_SIGMA`'s second value where the hole is
-    compact (:data:`COMPACT_HOLE`), its first elsewhere."""
-    if sigma != "auto":
-        return float(sigma)
-    ys, xs = torch.nonzero(hole, as_tuple=True)
-    side = max(int(ys.max() - ys.min()), int(xs.max() - xs.min())) + 1
-    depth = float(ndimage.distance_transform_edt(hole.cpu().numpy()).max())
-    return AUTO_SIGMA[int(depth >= COMPACT_HOLE * side)]
-
-
 def guide_trust(hole: torch.Tensor, reach: float) -> torch.Tensor:
     """How far the layout guide is trusted at each pixel of ``hole`` ``(H, W)`` bool →
     ``(H·W,)`` in ``(0, 1]``: ``exp(−depth / (reach · max(H, W)))``, depth the distance in
@@ -530,8 +507,7 @@ def vote_fill(image: torch.Tensor, hole: torch.Tensor, start: torch.Tensor,
     sizes = level_sizes(*image.shape[-2:], levels)
     plan = [config.level_em(len(sizes) - 1 - k) for k in range(len(sizes))]
     x, prev = start, None
-    layout = (layout_guide(start, layout_sigma(holed, config.guide_sigma))
-              if config.guide_weight else None)
+    layout = layout_guide(start, config.guide_sigma) if config.guide_weight else None
     shifts = dominant_shifts(image, hole, config.shifts) if config.shifts else None
     with tqdm(total=sum(plan), desc=f"{label}voting", unit="it", dynamic_ncols=True,
               disable=not config.progress) as bar:

@@ -144,5 +144,3 @@ def test_guide_sigma_reaches_the_layout_guide(monkeypatch):
     mask[16:32, 20:44] = True
     inpaint(holed(img, mask), mask, prior="smooth", guide_sigma=5.0, progress=False)
     assert sigmas == [5.0]
-    inpaint(holed(img, mask), mask, prior="smooth", guide_sigma="auto", progress=False)
-    assert sigmas == [5.0, voting.AUTO_SIGMA[1]]  # a box is compact

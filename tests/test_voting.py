@@ -8,13 +8,11 @@ import torch
 
 from neural_patch_synth.poisson import forward_differences
 from neural_patch_synth.voting import (
-    AUTO_SIGMA,
     SEAM_KEEP_STEP,
     Match,
     Voter,
     guide_trust,
     layout_guide,
-    layout_sigma,
     sharpen,
     source_gradients,
     texture_features,
@@ -186,26 +184,6 @@ def test_a_wider_layout_guide_keeps_broad_colours_not_a_small_patch():
     assert float(narrow[..., 64, 64].min()) > 0.7
     assert float(wide[..., 64, 64].max()) < 0.4
     assert float(wide[..., 8, 8].max()) == pytest.approx(0.2, abs=1e-3)
-
-
-def test_layout_sigma_auto_takes_the_broad_guide_for_compact_holes_only():
-    thin, compact = AUTO_SIGMA
-    hole = torch.zeros(96, 128, dtype=torch.bool)
-    box = hole.clone()
-    box[24:72, 40:100] = True
-    assert layout_sigma(box, "auto") == compact
-    disc = hole.clone()
-    yy, xx = torch.meshgrid(torch.arange(96), torch.arange(128), indexing="ij")
-    disc[(yy - 48) ** 2 + (xx - 64) ** 2 < 30 ** 2] = True
-    assert layout_sigma(disc, "auto") == compact
-    strokes = hole.clone()  # a scratch and a crossing line: long, a few pixels wide
-    strokes[40:46, 8:120] = True
-    strokes[10:90, 60:63] = True
-    assert layout_sigma(strokes, "auto") == thin
-    bar = hole.clone()  # a box four times as long as it is wide
-    bar[40:60, 20:100] = True
-    assert layout_sigma(bar, "auto") == thin
-    assert layout_sigma(box, 5) == 5.0 and layout_sigma(strokes, 7.5) == 7.5
 
 
 def test_guide_trust_falls_with_depth_in_the_hole():
