@@ -96,7 +96,8 @@ class InpaintConfig:
     pulled in (the grey ovals of copied trees on the README's main job shrink), but fills lose
     PSNR (Kodak, σ 8: 0.58 dB on centre crops, 0.79 dB on irregular holes; σ 4 lost 0.2–0.5 dB
     on an earlier engine, where a 4-px cell average instead of the blur measured like σ 2 but
-    copied regular textures out of phase)."""
+    copied regular textures out of phase). Blind judges preferred σ 12 on Kodak's 256² centre
+    crops, not on boxes elsewhere (``benchmarks/box_sizes.py``)."""
     locality: float = 1.0
     """Penalty on copying from far away: this much distance is added for a source one window
     side away (squared, relative to a typical mismatch of a few per cent per pixel)."""
