@@ -24,6 +24,7 @@ from neural_patch_synth.api import Inpainter
 from neural_patch_synth.bench import blind
 from neural_patch_synth.bench.datasets import Case, data_root, holed, scenes
 from neural_patch_synth.bench.metrics import hole_metrics
+from neural_patch_synth.bench.report import means_table
 from neural_patch_synth.bench.run import vgg_weights
 from neural_patch_synth.bench.sheets import output_path, save_picture
 from neural_patch_synth.errors import NPSError
@@ -84,14 +85,11 @@ def main(argv: list[str] | None = None) -> None:
         image, mask = case.load()
         for name, fill in runs.items():
             result = fill(holed(image, mask), mask)
-            means.setdefault((case.dataset, name), []).append(hole_metrics(result, image, mask))
+            means.setdefault((case.dataset, name.removeprefix("sigma")), []).append(
+                hole_metrics(result, image, mask))
             save_picture(result, output_path(args.out, case, name))
     blind.write_blind(args.out, cases, names, args.quiet)
-    print("| set | guide σ | cases | " + " | ".join(MEASURES) + " |")
-    print("|---|---|---|" + "---|" * len(MEASURES))
-    for (dataset, name), rows in means.items():
-        cells = " | ".join(f"{np.mean([r[k] for r in rows]):.2f}" for k in MEASURES)
-        print(f"| {dataset} | {name.removeprefix('sigma')} | {len(rows)} | {cells} |")
+    print("\n".join(means_table(("set", "guide σ"), means, MEASURES)))
 
 
 if __name__ == "__main__":

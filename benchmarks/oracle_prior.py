@@ -20,12 +20,12 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from neural_patch_synth.bench.datasets import data_root, holed
 from neural_patch_synth.bench.metrics import hole_metrics
+from neural_patch_synth.bench.report import means_table
 from neural_patch_synth.bench.run import SUITES, suite_cases, vgg_weights
 from neural_patch_synth.bench.sheets import output_path, save_picture
 from neural_patch_synth.config import InpaintConfig
@@ -63,23 +63,19 @@ def main(argv: list[str] | None = None) -> None:
     runs = {(name, sigma): Synthesizer(dataclasses.replace(base, guide_sigma=sigma), prior,
                                        torch.device("cpu"))
             for sigma in args.sigmas for name, prior in priors.items()}
-    means: dict[tuple[str, float, str], list[dict[str, float]]] = {}
+    means: dict[tuple[str, str, str], list[dict[str, float]]] = {}
     with tqdm(total=len(runs) * len(cases), disable=args.quiet) as bar:
         for case in cases:
             image, mask = case.load()
             given = {"truth": image, "network": holed(image, mask)}
             for (name, sigma), synthesize in runs.items():
                 fill = synthesize(given[name], mask)
-                means.setdefault((name, sigma, case.dataset), []).append(
+                means.setdefault((name, f"{sigma:g}", case.dataset), []).append(
                     hole_metrics(fill, image, mask))
                 if args.out:
                     save_picture(fill, output_path(args.out, case, f"{name}-sigma{sigma:g}"))
                 bar.update()
-    print("| prior | guide σ | set | cases | " + " | ".join(MEASURES) + " |")
-    print("|---|---|---|---|" + "---|" * len(MEASURES))
-    for (name, sigma, dataset), rows in means.items():
-        cells = " | ".join(f"{np.mean([r[k] for r in rows]):.2f}" for k in MEASURES)
-        print(f"| {name} | {sigma:g} | {dataset} | {len(rows)} | {cells} |")
+    print("\n".join(means_table(("prior", "guide σ", "set"), means, MEASURES)))
 
 
 if __name__ == "__main__":

@@ -539,3 +539,14 @@ def test_scripts_refuse_bad_options_in_one_line(module, monkeypatch):
     message = str(exit_info.value.code)
     assert message.startswith(f"{module}: ") and "no_such_option" in message
     assert "\n" not in message
+
+
+def test_means_table_gives_labels_count_and_means():
+    groups = {("kodak", "2"): [{"psnr": 10.0, "swd": 1.0}, {"psnr": 13.0, "swd": 2.0}],
+              ("scenes", "12"): [{"psnr": 7.125, "swd": 0.5}]}
+    assert report.means_table(("set", "guide σ"), groups, ("psnr", "swd")) == [
+        "| set | guide σ | cases | psnr | swd |",
+        "|---|---|---|---|---|",
+        "| kodak | 2 | 2 | 11.50 | 1.50 |",
+        "| scenes | 12 | 1 | 7.12 | 0.50 |",
+    ]

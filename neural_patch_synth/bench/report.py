@@ -60,6 +60,19 @@ LEGEND = (
     "resident memory of the fill (CPU) or peak CUDA tensor memory.")
 
 
+def means_table(labels: Sequence[str], groups: dict[tuple[str, ...], list[Row]],
+                measures: Sequence[str]) -> list[str]:
+    """Markdown lines of a plain table for the benchmark scripts: per group, its label cells
+    (one per ``labels`` column), its number of rows and the mean of each of ``measures``
+    (keys of the rows, two decimals)."""
+    lines = ["| " + " | ".join([*labels, "cases", *measures]) + " |",
+             "|" + "---|" * (len(labels) + 1 + len(measures))]
+    for cells, rows in groups.items():
+        means = [f"{np.mean([r[k] for r in rows]):.2f}" for k in measures]
+        lines.append("| " + " | ".join([*cells, str(len(rows)), *means]) + " |")
+    return lines
+
+
 def values(rows: Sequence[Row], key: str) -> list[float]:
     """``key`` of every row that has a finite value for it."""
     return [float(r[key]) for r in rows
