@@ -190,12 +190,13 @@ class InpaintConfig:
             if not (optional and value is None) and not (is_int(value) and value >= low):
                 fail(name, f"an integer >= {low}" + (" or None" if optional else ""))
 
-        def real(name: str, low: float, optional: bool = False) -> None:
+        def real(name: str, low: float, optional: bool = False, above: bool = False) -> None:
             value = getattr(self, name)
             if not (optional and value is None) and not (
                     isinstance(value, numbers.Real) and not isinstance(value, bool)
-                    and math.isfinite(value) and value >= low):
-                fail(name, f"a finite number >= {low}" + (" or None" if optional else ""))
+                    and math.isfinite(value) and (value > low if above else value >= low)):
+                fail(name, f"a finite number {'>' if above else '>='} {low}"
+                     + (" or None" if optional else ""))
 
         def flag(name: str) -> None:
             if not isinstance(getattr(self, name), bool):
@@ -228,9 +229,7 @@ class InpaintConfig:
         real("locality", 0.0)
         integer("shifts", 0, optional=True)
         for name in ("guide_reach", "guide_sigma"):
-            real(name, 0.0)
-            if getattr(self, name) == 0:
-                fail(name, "positive")
+            real(name, 0.0, above=True)
         flag("seams")
         real("detail", 0.0)
         if self.blend not in ("auto", "none", "poisson"):

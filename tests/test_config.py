@@ -33,6 +33,12 @@ def test_bad_field_is_one_clear_line(name, value):
     assert message.startswith(f"{name} must be ") and "\n" not in message
 
 
+@pytest.mark.parametrize("value", [0.0, -2.0, True, "2"])
+def test_guide_sigma_message_states_the_range_it_checks(value):
+    with pytest.raises(NPSError, match=r"^guide_sigma must be a finite number > 0\.0, got "):
+        InpaintConfig(guide_sigma=value)
+
+
 def test_good_values_are_accepted():
     config = InpaintConfig(prior=Path("w.pt"), context=1, iterations=[3, np.int64(2)],
                            layers=["relu1_1", "relu3_1"], pca_dim=None, seed=None,
