@@ -550,3 +550,7 @@ def test_means_table_gives_labels_count_and_means():
         "| kodak | 2 | 2 | 11.50 | 1.50 |",
         "| scenes | 12 | 1 | 7.12 | 0.50 |",
     ]
+    groups = {("tiny",): [{"psnr": 9.0, "swd": math.nan}, {"psnr": 11.0, "swd": 3.0}],
+              ("empty",): [{"psnr": 8.0, "swd": math.nan}]}  # NaN: no patch inside the hole
+    assert report.means_table(("set",), groups, ("psnr", "swd"))[2:] == [
+        "| tiny | 2 | 10.00 | 3.00 |", "| empty | 1 | 8.00 | – |"]

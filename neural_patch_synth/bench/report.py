@@ -64,11 +64,11 @@ def means_table(labels: Sequence[str], groups: dict[tuple[str, ...], list[Row]],
                 measures: Sequence[str]) -> list[str]:
     """Markdown lines of a plain table for the benchmark scripts: per group, its label cells
     (one per ``labels`` column), its number of rows and the mean of each of ``measures``
-    (keys of the rows, two decimals)."""
+    (keys of the rows, two decimals; over the finite values, as :func:`values`; "–" if none)."""
     lines = ["| " + " | ".join([*labels, "cases", *measures]) + " |",
              "|" + "---|" * (len(labels) + 1 + len(measures))]
     for cells, rows in groups.items():
-        means = [f"{np.mean([r[k] for r in rows]):.2f}" for k in measures]
+        means = [f"{np.mean(v):.2f}" if (v := values(rows, k)) else "–" for k in measures]
         lines.append("| " + " | ".join([*cells, str(len(rows)), *means]) + " |")
     return lines
 
