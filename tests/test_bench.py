@@ -198,6 +198,19 @@ def test_options_reach_nps_and_are_recorded(data, dummies, one_photo, tmp_path):
             run_bench(bench_args(tmp_path / "other", methods=("mean-fill",), options=bad))
 
 
+def test_resume_refuses_other_engine_settings(data, dummies, one_photo, tmp_path, monkeypatch):
+    """Same options, but other content-network weights: the fills would differ, so the
+    folder is refused rather than resumed (as for a change of the engine's defaults)."""
+    out = tmp_path / "out"
+    assert run_bench(bench_args(out, methods=("mean-fill",))) == 0
+    assert run_bench(bench_args(out, methods=("mean-fill",))) == 0  # unchanged: resumes
+    weights = tmp_path / "retrained.pt"
+    weights.write_bytes(b"other weights")
+    monkeypatch.setenv("NPS_CONTENT_WEIGHTS", str(weights))
+    with pytest.raises(NPSError, match="different setup \\(engine settings"):
+        run_bench(bench_args(out, methods=("mean-fill",)))
+
+
 def test_bad_input(data, dummies, one_photo, tmp_path, monkeypatch):
     out = tmp_path / "out"
     with pytest.raises(NPSError, match="unknown method"):

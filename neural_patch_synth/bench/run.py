@@ -27,6 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from neural_patch_synth.api import resolve_device
+from neural_patch_synth.batch import settings_digest
 from neural_patch_synth.config import InpaintConfig
 from neural_patch_synth.errors import NPSError
 from neural_patch_synth.io import write_text
@@ -267,14 +268,16 @@ def vgg_weights(root: Path) -> str | None:
 
 
 def check_run(out: Path, setup: dict[str, Any]) -> None:
-    """Refuse to mix results of a different suite or nps setup into one output folder."""
+    """Refuse to mix results of a different suite or nps setup into one output folder
+    (``settings``: a digest of every engine setting, defaults included, and weight file)."""
     path = out / RUN
     setup = json.loads(json.dumps(setup))  # as stored: tuples become lists
     if path.exists():
         old = json.loads(path.read_text())
         if old != setup:
-            diff = ", ".join(f"{k}: {old.get(k)!r} → {v!r}" for k, v in setup.items()
-                             if old.get(k) != v)
+            diff = ", ".join("engine settings, defaults included, or weight files" if k ==
+                             "settings" else f"{k}: {old.get(k)!r} → {v!r}"
+                             for k, v in setup.items() if old.get(k) != v)
             raise NPSError(f"{out} holds results of a different setup ({diff}); "
                            "use another --out or delete it")
     else:
@@ -385,6 +388,8 @@ def run_bench(args: argparse.Namespace) -> int:
     if not args.quiet:
         for note in notes:
             print(f"nps bench: {note}", file=sys.stderr)
+    settings = InpaintConfig.from_options(vgg_weights=vgg_weights(root), **nps)
     check_run(out, {"suite": args.suite, "cases": case_setup(suite),
-                    "nps": nps or "defaults", "content_prior": content_prior()})
+                    "nps": nps or "defaults", "content_prior": content_prior(),
+                    "settings": settings_digest(settings)})
     return benchmark(cases, methods, out, suite, root, device, args.quiet, notes, pair)
