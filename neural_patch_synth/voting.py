@@ -500,8 +500,13 @@ def vote_fill(image: torch.Tensor, hole: torch.Tensor, start: torch.Tensor,
     start, not blurred by upsampling). Every level's patch distance also compares the
     layout guide (:func:`layout_guide` of ``start``), weighted by ``config.guide_weight`` and
     :func:`guide_trust`. The finished fill is sharpened by ``config.detail``
-    (:func:`sharpen`; 0: not). Returns ``(1, 3, h, w)``.
+    (:func:`sharpen`; 0: not). ``config`` is resolved for its command
+    (:meth:`~neural_patch_synth.config.InpaintConfig.for_command`; else ValueError). Returns
+    ``(1, 3, h, w)``.
     """
+    unset = [n for n in ("gradient_weight", "guide_weight", "shifts") if getattr(config, n) is None]
+    if unset:
+        raise ValueError(f"vote_fill: {', '.join(unset)} unset; pass config.for_command(...)")
     holed = hole[0, 0] > 0.5
     levels = level_count(holed.cpu().numpy(), config.coarse_reach, config.min_level_side)
     sizes = level_sizes(*image.shape[-2:], levels)

@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from neural_patch_synth.config import InpaintConfig
 from neural_patch_synth.poisson import forward_differences
 from neural_patch_synth.voting import (
     SEAM_KEEP_STEP,
@@ -17,6 +18,7 @@ from neural_patch_synth.voting import (
     source_gradients,
     texture_features,
     upsample_sources,
+    vote_fill,
 )
 from tests.conftest import NO_CUDA
 from tests.images import tiled
@@ -267,3 +269,14 @@ def test_sharpen_leaves_a_flat_fill_alone():
     hole = torch.zeros(30, 30, dtype=torch.bool)
     hole[5:25, 5:25] = True
     assert torch.allclose(sharpen(x, hole, 1.0), x, atol=1e-6)
+
+
+def test_vote_fill_refuses_a_config_not_resolved_for_its_command():
+    """Unresolved, the guide and the shifts would be silently off (None reads as 0)."""
+    img, hole, _ = setup()
+    image, hole = img[None], hole[None, None].float()
+    with pytest.raises(ValueError, match="gradient_weight, guide_weight, shifts unset"):
+        vote_fill(image, hole, image, InpaintConfig(progress=False), generator(CPU))
+    config = InpaintConfig(progress=False, em_iterations=(1,)).for_command("inpaint")
+    out = vote_fill(image, hole, image, config, generator(CPU))
+    assert out.shape == image.shape and torch.isfinite(out).all()
