@@ -265,9 +265,14 @@ class InpaintConfig:
     def for_command(self, command: str) -> InpaintConfig:
         """This config as ``command`` (``"inpaint"`` or ``"outpaint"``) runs it: ``blend``
         ``"auto"`` and the weights left at None take :data:`COMMAND_DEFAULTS`."""
-        unset = {name: value for name, value in COMMAND_DEFAULTS[command].items()
-                 if getattr(self, name) in (None, "auto")}
-        return replace(self, **unset)
+        return replace(self, **{name: COMMAND_DEFAULTS[command][name]
+                                for name in self.unresolved()})
+
+    def unresolved(self) -> list[str]:
+        """The per-command options (:data:`COMMAND_DEFAULTS`) still at ``"auto"`` / None,
+        which :meth:`for_command` sets."""
+        return [name for name in COMMAND_DEFAULTS["inpaint"]
+                if getattr(self, name) in (None, "auto")]
 
     def level_iterations(self, level: int) -> int:
         """L-BFGS iterations at pyramid ``level`` (0 = coarsest)."""

@@ -504,8 +504,7 @@ def vote_fill(image: torch.Tensor, hole: torch.Tensor, start: torch.Tensor,
     (:meth:`~neural_patch_synth.config.InpaintConfig.for_command`; else ValueError). Returns
     ``(1, 3, h, w)``.
     """
-    unset = [n for n in ("gradient_weight", "guide_weight", "shifts") if getattr(config, n) is None]
-    if unset:
+    if unset := config.unresolved():
         raise ValueError(f"vote_fill: {', '.join(unset)} unset; pass config.for_command(...)")
     holed = hole[0, 0] > 0.5
     levels = level_count(holed.cpu().numpy(), config.coarse_reach, config.min_level_side)

@@ -148,3 +148,5 @@ def test_command_defaults_apply_per_command_unless_set():
     assert config.for_command("outpaint").guide_weight == 1.5  # set by the user: kept
     assert config.for_command("outpaint").gradient_weight == 30
     assert (config.for_command("inpaint").shifts, config.for_command("outpaint").shifts) == (60, 0)
+    assert config.unresolved() == ["blend", "gradient_weight", "shifts"]
+    assert config.for_command("outpaint").unresolved() == []

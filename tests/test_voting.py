@@ -275,7 +275,7 @@ def test_vote_fill_refuses_a_config_not_resolved_for_its_command():
     """Unresolved, the guide and the shifts would be silently off (None reads as 0)."""
     img, hole, _ = setup()
     image, hole = img[None], hole[None, None].float()
-    with pytest.raises(ValueError, match="gradient_weight, guide_weight, shifts unset"):
+    with pytest.raises(ValueError, match="blend, gradient_weight, guide_weight, shifts unset"):
         vote_fill(image, hole, image, InpaintConfig(progress=False), generator(CPU))
     config = InpaintConfig(progress=False, em_iterations=(1,)).for_command("inpaint")
     out = vote_fill(image, hole, image, config, generator(CPU))
